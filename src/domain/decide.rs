@@ -1,0 +1,523 @@
+//! Arbitration and the constraints that can be applied without shared state.
+//!
+//! For every eligible action: `utility = p(good) × customer value − cost −
+//! justice cost`, where the justice cost is `justice_weight × visibility ×
+//! gap` and the gap is how far the gesture sits above what peers with the
+//! same deservingness received in the window.
+//!
+//! Consistency is enforced by construction: the gesture is chosen on the
+//! *canonical* view of the interaction (private, no audience, no group
+//! attributes: only what the customer experienced and who they are as a
+//! customer). The reply is then chosen on the real view among the actions
+//! that carry that same gesture. When the real view alone would have picked
+//! a different gesture (more visibility raises the justice cost), the
+//! consistency constraint is reported.
+//!
+//! The result is a [`Plan`]: the decision to record if the gesture can be
+//! granted, and the best answer without a gesture if a per-customer cap or
+//! the daily budget refuses it. The store picks between them atomically.
+
+use std::cmp::Ordering;
+
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::decision::{
+    Alternative, ConstraintEffect, ConstraintName, Decision, Delivery, Gesture, Reply, ReplyChannel,
+};
+use super::interaction::Interaction;
+use super::outcome::{OutcomeAction, OutcomeContext, OutcomeModel};
+use super::policy::{ActionSpec, GestureKind, Intent, Policy, MOVE_PRIVATE_TEMPLATE, NO_ACTION};
+use super::scoring::{self, LoyaltyInputs, Scores, Signal};
+use super::sentiment::SentimentModel;
+use super::window::WindowStats;
+
+/// Everything a decision depends on besides shared state.
+pub struct Inputs<'a> {
+    pub interaction: &'a Interaction,
+    pub policy: &'a Policy,
+    pub sentiment: &'a dyn SentimentModel,
+    pub outcome: &'a dyn OutcomeModel,
+    pub window: &'a WindowStats,
+    /// Two uniform draws in [0, 1) for exploration (whether, and which).
+    pub draws: (f64, f64),
+}
+
+/// One candidate action, valued.
+#[derive(Debug, Clone)]
+pub struct Candidate<'p> {
+    pub spec: &'p ActionSpec,
+    pub gesture: Option<(GestureKind, f64)>,
+    pub p_good: f64,
+    pub cost: f64,
+    pub justice_cost: f64,
+    pub utility: f64,
+}
+
+/// A chosen action with how it was chosen.
+#[derive(Debug, Clone)]
+pub struct Choice {
+    pub action: String,
+    pub gesture: Option<(GestureKind, f64)>,
+    pub propensity: f64,
+    pub explored: bool,
+    pub utility: f64,
+}
+
+/// The outcome of arbitration, before the store applies caps and budget.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub scores: Scores,
+    pub public: bool,
+    /// The choice if its gesture (if any) can be granted.
+    pub primary: Choice,
+    /// The best answer without a gesture; used when caps or budget refuse.
+    pub fallback: Choice,
+    pub alternatives: Vec<Alternative>,
+    pub constraints: Vec<ConstraintEffect>,
+    pub reasons: Vec<String>,
+    pub currency: String,
+}
+
+/// Why the store refused a gesture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    PerCustomerCap,
+    Budget,
+    /// Shared state could not be reached or trusted.
+    Unavailable,
+}
+
+/// Versions and ids stamped on a rendered decision.
+#[derive(Debug, Clone)]
+pub struct Stamp {
+    pub decision_id: Uuid,
+    pub interaction_id: String,
+    pub model_version: String,
+    pub policy_version: u32,
+    pub decided_at: OffsetDateTime,
+}
+
+/// How visible a gesture would be: in [private_visibility, 1].
+pub fn visibility(policy: &Policy, public: bool, audience: u64) -> f64 {
+    let floor = policy.scoring.private_visibility;
+    if !public {
+        return floor;
+    }
+    let full = policy.scoring.full_visibility_audience.max(1) as f64;
+    let reach = ((audience as f64).ln_1p() / full.ln_1p()).clamp(0.0, 1.0);
+    floor + (1.0 - floor) * (0.3 + 0.7 * reach)
+}
+
+/// Value of keeping this customer, bounded so no spender buys a different
+/// treatment.
+pub fn customer_value(policy: &Policy, lifetime_value: f64) -> f64 {
+    let s = &policy.scoring;
+    (s.base_customer_value + s.lifetime_value_share * lifetime_value).min(s.max_customer_value)
+}
+
+/// The gesture value the published rule gives: proportional to
+/// deservingness and the order, clamped, never above `max_order_multiple` ×
+/// the order, rounded to whole units so equal cases get equal values.
+pub fn gesture_value(
+    policy: &Policy,
+    spec: &ActionSpec,
+    deservingness: f64,
+    order: Option<f64>,
+) -> Option<(GestureKind, f64)> {
+    let g = spec.gesture.as_ref()?;
+    let stake = order.unwrap_or(g.default_order_value);
+    let mut value = (g.fraction_of_order * deservingness * stake).clamp(g.min, g.max);
+    if let Some(order) = order {
+        value = value.min(policy.scoring.max_order_multiple * order);
+    }
+    let value = value.round();
+    (value > 0.0).then_some((g.kind, value))
+}
+
+fn eligible(
+    spec: &ActionSpec,
+    i: &Interaction,
+    public: bool,
+    scores: &Scores,
+    signal: Signal,
+) -> bool {
+    if signal == Signal::NoContent {
+        return spec.id == NO_ACTION;
+    }
+    spec.intent != Intent::Ignore
+        && spec.kinds.contains(&i.kind)
+        && spec.visibility.admits(public)
+        && scores.severity >= spec.min_severity
+        && scores.severity <= spec.max_severity
+}
+
+struct View {
+    public: bool,
+    audience: u64,
+}
+
+fn candidates<'p>(
+    inp: &Inputs<'p>,
+    scores: &Scores,
+    signal: Signal,
+    loyalty: f64,
+    view: &View,
+) -> Vec<Candidate<'p>> {
+    let i = inp.interaction;
+    let p = inp.policy;
+    let order = i.order_value.map(|v| v.get());
+    let cv = customer_value(p, i.customer.lifetime_value.get());
+    let vis = visibility(p, view.public, view.audience);
+    p.actions
+        .iter()
+        .filter(|a| eligible(a, i, view.public, scores, signal))
+        .filter_map(|spec| {
+            let gesture = gesture_value(p, spec, scores.deservingness, order);
+            if spec.gesture.is_some() && gesture.is_none() {
+                return None;
+            }
+            let stake = order
+                .or(spec.gesture.as_ref().map(|g| g.default_order_value))
+                .unwrap_or(0.0);
+            let ctx = OutcomeContext {
+                sentiment: scores.sentiment,
+                severity: scores.severity,
+                loyalty,
+                kind: i.kind,
+                public: view.public,
+                audience: view.audience,
+                stake,
+            };
+            let p_good = inp.outcome.p_good(
+                &ctx,
+                &OutcomeAction {
+                    intent: spec.intent,
+                    gesture,
+                },
+            );
+            let p_good = if p_good.is_finite() {
+                p_good.clamp(0.0, 1.0)
+            } else {
+                0.0
+            };
+            let gesture_cost = match (gesture, &spec.gesture) {
+                (Some((_, v)), Some(g)) => v * g.cost_ratio,
+                _ => 0.0,
+            };
+            let cost = spec.handling_cost + gesture_cost;
+            let justice_cost = gesture
+                .map(|(_, v)| {
+                    let gap = (v - inp.window.peer_norm(scores.deservingness, v)).max(0.0);
+                    p.fairness.justice_weight * vis * gap
+                })
+                .unwrap_or(0.0);
+            let utility = p_good * cv - cost - justice_cost;
+            Some(Candidate {
+                spec,
+                gesture,
+                p_good,
+                cost,
+                justice_cost,
+                utility,
+            })
+        })
+        .collect()
+}
+
+fn by_utility(a: &Candidate, b: &Candidate) -> Ordering {
+    // Ties go to the cheaper action, then to catalogue order (stable sort).
+    b.utility
+        .partial_cmp(&a.utility)
+        .unwrap_or(Ordering::Equal)
+        .then(a.cost.partial_cmp(&b.cost).unwrap_or(Ordering::Equal))
+}
+
+fn same_gesture(a: Option<(GestureKind, f64)>, b: Option<(GestureKind, f64)>) -> bool {
+    a == b
+}
+
+/// Picks the best of `pool` and, with probability epsilon, another action of
+/// the same pool instead. Every action in `pool` carries the same gesture, so
+/// exploration varies only the reply. Returns the exact propensity.
+fn explore(pool: &[&Candidate], epsilon: f64, draws: (f64, f64)) -> Choice {
+    let best = pool[0];
+    let k = pool.len();
+    let (pick, explored) = if k > 1 && draws.0 < epsilon {
+        let j = ((draws.1 * k as f64) as usize).min(k - 1);
+        (pool[j], j != 0)
+    } else {
+        (best, false)
+    };
+    let eps = if k > 1 { epsilon } else { 0.0 };
+    let propensity = if std::ptr::eq(pick, best) {
+        (1.0 - eps) + eps / k as f64
+    } else {
+        eps / k as f64
+    };
+    Choice {
+        action: pick.spec.id.clone(),
+        gesture: pick.gesture,
+        propensity,
+        explored,
+        utility: pick.utility,
+    }
+}
+
+/// Scores the interaction and arbitrates among the policy's actions.
+pub fn plan(inp: &Inputs) -> Plan {
+    let i = inp.interaction;
+    let policy = inp.policy;
+    let (scores, signal) = scoring::score(i, inp.sentiment);
+    let loyalty = scoring::loyalty(LoyaltyInputs {
+        tenure_days: i.customer.tenure_days,
+        lifetime_value: i.customer.lifetime_value.get(),
+    });
+    let real = View {
+        public: i.public,
+        audience: i.audience,
+    };
+    let canonical = View {
+        public: false,
+        audience: 0,
+    };
+
+    let mut cands = candidates(inp, &scores, signal, loyalty, &real);
+    cands.sort_by(by_utility);
+    // The canonical view uses private-only actions; only its gesture matters.
+    let mut canon = candidates(inp, &scores, signal, loyalty, &canonical);
+    canon.sort_by(by_utility);
+
+    let mut constraints = Vec::new();
+    let mut reasons = Vec::new();
+    let consistent_gesture = canon.first().and_then(|c| c.gesture);
+    let real_best_gesture = cands.first().and_then(|c| c.gesture);
+
+    let mut pool: Vec<&Candidate> = cands
+        .iter()
+        .filter(|c| same_gesture(c.gesture, consistent_gesture))
+        .collect();
+    if pool.is_empty() {
+        // The consistent gesture has no carrier on this view; the closest
+        // honest answer is the best reply without any gesture.
+        pool = cands.iter().filter(|c| c.gesture.is_none()).collect();
+    }
+    if !same_gesture(real_best_gesture, consistent_gesture) {
+        constraints.push(ConstraintEffect {
+            name: ConstraintName::Consistency,
+            effect: format!(
+                "gesture set to {} (what the same case gets when nobody is watching) instead of {}",
+                describe(consistent_gesture, &policy.budget.currency),
+                describe(real_best_gesture, &policy.budget.currency)
+            ),
+        });
+    }
+    let epsilon = policy.exploration.epsilon;
+    let primary = explore(&pool, epsilon, inp.draws);
+
+    let no_gesture: Vec<&Candidate> = cands.iter().filter(|c| c.gesture.is_none()).collect();
+    let fallback = if no_gesture.is_empty() {
+        // Validation guarantees a non-gesture answer for every kind and
+        // visibility, so this only happens for a hand-made policy in tests.
+        primary.clone()
+    } else {
+        explore(&no_gesture, epsilon, inp.draws)
+    };
+
+    if signal == Signal::NoContent {
+        reasons.push("The text is empty or looks like spam, so no reply is recommended.".into());
+    } else {
+        reasons.push(format!(
+            "{:?} with sentiment {:.2}, severity {:.2} and deservingness {:.2}.",
+            i.kind, scores.sentiment, scores.severity, scores.deservingness
+        ));
+        reasons.push(format!(
+            "{} has the highest expected value: a {:.0}% chance of a good outcome.",
+            primary.action,
+            100.0
+                * cands
+                    .iter()
+                    .find(|c| c.spec.id == primary.action)
+                    .map(|c| c.p_good)
+                    .unwrap_or(0.0)
+        ));
+        if let Some((kind, value)) = primary.gesture {
+            reasons.push(format!(
+                "The {} of {value:.0} {} follows the published rule: proportional to deservingness and the order, the same for everyone in this situation.",
+                kind_name(kind),
+                policy.budget.currency
+            ));
+        }
+    }
+    if primary.explored {
+        reasons.push(
+            "Another reply wording was tried at random (exploration); the gesture is unchanged."
+                .into(),
+        );
+    }
+
+    let alternatives = cands
+        .iter()
+        .filter(|c| c.spec.id != primary.action)
+        .take(5)
+        .map(|c| Alternative {
+            action: c.spec.id.clone(),
+            utility: round4(c.utility),
+        })
+        .collect();
+
+    Plan {
+        scores: Scores {
+            sentiment: round4(scores.sentiment),
+            severity: round4(scores.severity),
+            deservingness: round4(scores.deservingness),
+        },
+        public: i.public,
+        primary,
+        fallback,
+        alternatives,
+        constraints,
+        reasons,
+        currency: policy.budget.currency.clone(),
+    }
+}
+
+fn round4(v: f64) -> f64 {
+    if v.is_finite() {
+        (v * 1e4).round() / 1e4
+    } else {
+        0.0
+    }
+}
+
+fn kind_name(kind: GestureKind) -> &'static str {
+    match kind {
+        GestureKind::Credit => "credit",
+        GestureKind::Discount => "discount",
+        GestureKind::Gift => "gift",
+        GestureKind::FreeShipping => "free shipping",
+        GestureKind::Replacement => "replacement",
+    }
+}
+
+fn describe(g: Option<(GestureKind, f64)>, currency: &str) -> String {
+    match g {
+        Some((k, v)) => format!("{} {v:.0} {currency}", kind_name(k)),
+        None => "no gesture".into(),
+    }
+}
+
+impl Plan {
+    /// The gesture the store is asked to grant, if any.
+    pub fn requested_gesture(&self) -> Option<(GestureKind, f64)> {
+        self.primary.gesture
+    }
+
+    /// Renders the decision the client receives, given what the store
+    /// allowed: `None` when the gesture (if any) was granted.
+    pub fn render(&self, policy: &Policy, stamp: &Stamp, refusal: Option<Refusal>) -> Decision {
+        let mut constraints = self.constraints.clone();
+        let mut reasons = self.reasons.clone();
+        let choice = match (refusal, self.primary.gesture) {
+            (Some(r), Some((kind, value))) => {
+                let (name, effect) = match r {
+                    Refusal::PerCustomerCap => (
+                        ConstraintName::PerCustomerCap,
+                        format!(
+                            "no {}: this customer reached the perk cap for the last {} days",
+                            kind_name(kind),
+                            policy.caps.window_days
+                        ),
+                    ),
+                    Refusal::Budget => (
+                        ConstraintName::Budget,
+                        format!(
+                            "no {}: today's budget cannot cover {value:.0} {}",
+                            kind_name(kind),
+                            self.currency
+                        ),
+                    ),
+                    Refusal::Unavailable => (
+                        ConstraintName::FailClosed,
+                        "no perk: shared state is unavailable, so the decision failed closed"
+                            .to_string(),
+                    ),
+                };
+                reasons.push(format!(
+                    "The gesture was withheld ({effect}); {} is the best answer without one.",
+                    self.fallback.action
+                ));
+                constraints.push(ConstraintEffect { name, effect });
+                &self.fallback
+            }
+            _ => &self.primary,
+        };
+        let spec = policy.action(&choice.action);
+        let intent = spec.map(|s| s.intent).unwrap_or(Intent::Ignore);
+        let gesture = choice.gesture.map(|(kind, value)| Gesture {
+            kind,
+            value,
+            currency: self.currency.clone(),
+            delivery: Delivery::Private,
+        });
+        let (channel, template) = if intent == Intent::Ignore {
+            (
+                ReplyChannel::None,
+                spec.map(|s| s.template.clone()).unwrap_or_default(),
+            )
+        } else if self.public {
+            let t = spec.map(|s| s.public_template.clone()).unwrap_or_default();
+            if gesture.is_some() {
+                constraints.push(ConstraintEffect {
+                    name: ConstraintName::Visibility,
+                    effect: "gesture delivered privately; the public reply moves the conversation private and names no amount".into(),
+                });
+                (ReplyChannel::Public, MOVE_PRIVATE_TEMPLATE.to_string())
+            } else {
+                (ReplyChannel::Public, t)
+            }
+        } else {
+            (
+                ReplyChannel::Private,
+                spec.map(|s| s.template.clone()).unwrap_or_default(),
+            )
+        };
+        let message = if channel == ReplyChannel::None {
+            String::new()
+        } else {
+            let text = policy.template(&template);
+            // Amounts only ever appear in private messages.
+            let filled = match (&gesture, channel) {
+                (Some(g), ReplyChannel::Private) => {
+                    format!("a {:.0} {} {}", g.value, g.currency, kind_name(g.kind))
+                }
+                _ => "a gesture".to_string(),
+            };
+            text.replace("{gesture}", &filled)
+        };
+        // Canonical order: the order constraints apply in.
+        constraints.sort_by_key(|c| c.name as u8);
+        let degraded = refusal == Some(Refusal::Unavailable);
+        Decision {
+            decision_id: stamp.decision_id,
+            interaction_id: stamp.interaction_id.clone(),
+            action: choice.action.clone(),
+            response: Reply {
+                channel,
+                template,
+                message,
+            },
+            gesture,
+            scores: self.scores,
+            propensity: choice.propensity,
+            explored: choice.explored,
+            alternatives: self.alternatives.clone(),
+            constraints,
+            explanation: reasons.join(" "),
+            model_version: stamp.model_version.clone(),
+            policy_version: stamp.policy_version,
+            degraded,
+            decided_at: stamp.decided_at,
+        }
+    }
+}

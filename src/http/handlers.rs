@@ -1,0 +1,158 @@
+//! Route handlers: parse at the edge, call the service, map errors once.
+
+use actix_web::{web, HttpResponse};
+use serde::Serialize;
+use tracing_actix_web::RootSpan;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::error::{ApiError, ErrorBody};
+use super::extract::JsonBody;
+use super::metrics;
+use super::AppState;
+use crate::domain::decision::Decision;
+use crate::domain::interaction::{Interaction, InteractionInput};
+
+/// Decide one interaction.
+#[utoipa::path(
+    post, path = "/v1/decisions", tag = "decisions",
+    request_body = InteractionInput,
+    responses(
+        (status = 200, description = "The decision (a replay of the stored one for a known interaction id with the same body)", body = Decision),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 413, description = "Body over 64 KiB", body = ErrorBody),
+        (status = 415, description = "Content type is not JSON", body = ErrorBody),
+        (status = 422, description = "Invalid field, or idempotency_mismatch", body = ErrorBody),
+    )
+)]
+pub async fn create_decision(
+    state: web::Data<AppState>,
+    span: RootSpan,
+    JsonBody(input): JsonBody<InteractionInput>,
+) -> Result<HttpResponse, ApiError> {
+    let interaction = Interaction::try_from(input.clone())?;
+    span.record("interaction_id", interaction.id.as_str());
+    let started = std::time::Instant::now();
+    let decided = state.service.decide(&input, interaction).await?;
+    let d = &decided.decision;
+    span.record("decision_id", d.decision_id.to_string().as_str());
+    if !decided.replayed {
+        ::metrics::counter!(metrics::DECISIONS, "action" => d.action.clone(), "degraded" => d.degraded.to_string()).increment(1);
+        ::metrics::histogram!(metrics::DECISION_DURATION).record(started.elapsed().as_secs_f64());
+        if let Some(g) = &d.gesture {
+            ::metrics::counter!(metrics::GESTURE_VALUE, "currency" => g.currency.clone())
+                .increment(g.value.round() as u64);
+        }
+        for c in &d.constraints {
+            let name = serde_json::to_value(c.name)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
+            ::metrics::counter!(metrics::CONSTRAINTS, "constraint" => name).increment(1);
+        }
+    }
+    if !d.all_numbers_finite() {
+        return Err(ApiError::Internal(format!(
+            "decision {} has a non-finite number",
+            d.decision_id
+        )));
+    }
+    Ok(HttpResponse::Ok().json(d))
+}
+
+/// A recorded decision.
+#[utoipa::path(
+    get, path = "/v1/decisions/{decision_id}", tag = "decisions",
+    params(("decision_id" = Uuid, Path, description = "The decision's id")),
+    responses((status = 200, body = Decision), (status = 404, body = ErrorBody))
+)]
+pub async fn get_decision(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = Uuid::parse_str(&path)
+        .map_err(|_| ApiError::NotFound(format!("no decision {:?}", path.as_str())))?;
+    let found = state
+        .service
+        .store()
+        .decision(id)
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    match found {
+        Some(d) => Ok(HttpResponse::Ok().json(d)),
+        None => Err(ApiError::NotFound(format!("no decision {id}"))),
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    pub status: &'static str,
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Health)))]
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(Health { status: "ok" })
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Readiness {
+    /// `ready`, or `degraded` when the store cannot be used (decisions then fail closed).
+    pub status: &'static str,
+    pub store: &'static str,
+    pub store_ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store_error: Option<String>,
+    pub policy_version: u32,
+    pub model_version: String,
+}
+
+/// Readiness: whether decisions can grant perks right now.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses((status = 200, description = "Ready", body = Readiness), (status = 503, description = "Store unusable: decisions fail closed", body = Readiness)))]
+pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let store = state.service.store();
+    let ping = tokio::time::timeout(std::time::Duration::from_millis(200), store.ping()).await;
+    let err = match ping {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(e.to_string()),
+        Err(_) => Some("no answer within 200 ms".to_string()),
+    };
+    let body = Readiness {
+        status: if err.is_none() { "ready" } else { "degraded" },
+        store: store.kind(),
+        store_ok: err.is_none(),
+        store_error: err,
+        policy_version: state.service.policy().version,
+        model_version: state.service.models().version(),
+    };
+    if body.store_ok {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}
+
+/// Prometheus metrics in text format.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text exposition format", content_type = "text/plain")))]
+pub async fn metrics_text() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(metrics::handle().render())
+}
+
+/// This API's OpenAPI 3.1 description.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+    responses((status = 200, description = "OpenAPI document", content_type = "application/json")))]
+pub async fn openapi_json() -> HttpResponse {
+    HttpResponse::Ok().json(super::openapi::document())
+}
+
+pub async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::MethodNotAllowed)
+}
+
+pub async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound("no such route".into()))
+}

@@ -1,0 +1,161 @@
+//! The HTTP adapter: actix-web routes around the decision service.
+//!
+//! [`configure`] mounts every route and is the single source of the route
+//! table (tests enumerate it); [`start`] binds a server and returns its real
+//! address, so tests start the app on port 0.
+
+pub mod error;
+pub mod extract;
+pub mod handlers;
+pub mod metrics;
+pub mod openapi;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
+use actix_web::middleware::{from_fn, Next};
+use actix_web::{web, App, HttpServer};
+use futures_util::FutureExt;
+use tracing::Span;
+use tracing_actix_web::{DefaultRootSpanBuilder, RootSpanBuilder, TracingLogger};
+
+use crate::service::DecisionService;
+use error::ApiError;
+
+/// Shared state of every worker.
+pub struct AppState {
+    pub service: Arc<DecisionService>,
+}
+
+/// The routes: (method, path) pairs, for tests that must cover them all.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("POST", "/v1/decisions"),
+    ("GET", "/v1/decisions/{decision_id}"),
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/metrics"),
+    ("GET", "/openapi.json"),
+];
+
+/// Mounts every route. Each resource answers other methods with 405, and
+/// unknown paths get 404, both as JSON error objects.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    let not_allowed = || web::to(handlers::method_not_allowed);
+    cfg.service(
+        web::resource("/v1/decisions")
+            .route(web::post().to(handlers::create_decision))
+            .default_service(not_allowed()),
+    )
+    .service(
+        web::resource("/v1/decisions/{decision_id}")
+            .route(web::get().to(handlers::get_decision))
+            .default_service(not_allowed()),
+    )
+    .service(
+        web::resource("/healthz")
+            .route(web::get().to(handlers::healthz))
+            .default_service(not_allowed()),
+    )
+    .service(
+        web::resource("/readyz")
+            .route(web::get().to(handlers::readyz))
+            .default_service(not_allowed()),
+    )
+    .service(
+        web::resource("/metrics")
+            .route(web::get().to(handlers::metrics_text))
+            .default_service(not_allowed()),
+    )
+    .service(
+        web::resource("/openapi.json")
+            .route(web::get().to(handlers::openapi_json))
+            .default_service(not_allowed()),
+    );
+}
+
+/// Root span per request, with the ids handlers fill in.
+pub struct RequestSpan;
+
+impl RootSpanBuilder for RequestSpan {
+    fn on_request_start(request: &ServiceRequest) -> Span {
+        tracing_actix_web::root_span!(
+            request,
+            interaction_id = tracing::field::Empty,
+            decision_id = tracing::field::Empty
+        )
+    }
+
+    fn on_request_end<B: MessageBody>(
+        span: Span,
+        outcome: &Result<ServiceResponse<B>, actix_web::Error>,
+    ) {
+        DefaultRootSpanBuilder::on_request_end(span, outcome);
+    }
+}
+
+/// Last line of defence: a panic in a handler becomes an opaque 500 JSON
+/// error (and a full log line) instead of a connection closed without reply.
+async fn catch_panic(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    match std::panic::AssertUnwindSafe(next.call(req))
+        .catch_unwind()
+        .await
+    {
+        Ok(res) => res,
+        Err(panic) => {
+            let msg = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            Err(ApiError::Internal(format!("handler panicked: {msg}")).into())
+        }
+    }
+}
+
+/// Builds the app around a service.
+pub fn app(
+    state: web::Data<AppState>,
+) -> App<
+    impl actix_web::dev::ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    App::new()
+        .app_data(state)
+        .configure(configure)
+        .default_service(web::to(handlers::not_found))
+        .wrap(from_fn(catch_panic))
+        .wrap(from_fn(metrics::track))
+        .wrap(TracingLogger::<RequestSpan>::new())
+}
+
+/// Binds the service and returns the server with its actual address.
+pub fn start(
+    service: Arc<DecisionService>,
+    bind: &str,
+    workers: Option<usize>,
+) -> std::io::Result<(Server, SocketAddr)> {
+    metrics::handle();
+    let state = web::Data::new(AppState { service });
+    let mut server = HttpServer::new(move || app(state.clone()))
+        .client_request_timeout(std::time::Duration::from_secs(5))
+        .shutdown_timeout(10);
+    if let Some(w) = workers {
+        server = server.workers(w);
+    }
+    let server = server.bind(bind)?;
+    let addr = *server
+        .addrs()
+        .first()
+        .ok_or_else(|| std::io::Error::other("bound to no address"))?;
+    Ok((server.run(), addr))
+}

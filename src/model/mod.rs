@@ -1,0 +1,164 @@
+//! Model artefacts on disk: which models are active, their cards, and
+//! loading them into a [`Models`] bundle.
+//!
+//! `models/active.toml` names the active model of each task; each model lives
+//! in `models/<version>/` with a `card.json` (what it is, what data it was
+//! built from, its metrics) and its artefact. A card whose `kind` or
+//! `schema` this build does not know is refused with a clear error: loading
+//! a model with the wrong feature layout would make linfa assert and panic a
+//! worker.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::outcome::RulesOutcome;
+use crate::domain::sentiment::VaderScorer;
+use crate::service::Models;
+
+/// The feature schema version this build reads.
+pub const SCHEMA: u32 = 1;
+
+/// `models/active.toml`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Active {
+    pub sentiment: String,
+    pub outcome: String,
+}
+
+/// The part of a model card this build relies on; cards carry more.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Card {
+    pub version: String,
+    pub task: String,
+    pub kind: String,
+    pub schema: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not valid: {message}")]
+    Invalid { path: PathBuf, message: String },
+    #[error("model {version}: {message}")]
+    Unsupported { version: String, message: String },
+}
+
+fn read(path: &Path) -> Result<String, ModelError> {
+    std::fs::read_to_string(path).map_err(|source| ModelError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Reads a model's card.
+pub fn card(dir: &Path, version: &str) -> Result<Card, ModelError> {
+    if version.is_empty()
+        || !version
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        || version.contains("..")
+    {
+        return Err(ModelError::Unsupported {
+            version: version.to_string(),
+            message: "model versions are [A-Za-z0-9._-]+".into(),
+        });
+    }
+    let path = dir.join(version).join("card.json");
+    let card: Card = serde_json::from_str(&read(&path)?).map_err(|e| ModelError::Invalid {
+        path,
+        message: e.to_string(),
+    })?;
+    if card.version != version {
+        return Err(ModelError::Unsupported {
+            version: version.to_string(),
+            message: format!("its card names version {:?}", card.version),
+        });
+    }
+    if card.schema != SCHEMA {
+        return Err(ModelError::Unsupported {
+            version: version.to_string(),
+            message: format!(
+                "feature schema {} does not match this build's schema {SCHEMA}",
+                card.schema
+            ),
+        });
+    }
+    Ok(card)
+}
+
+/// Loads the active models from `dir`.
+pub fn load(dir: &Path) -> Result<Models, ModelError> {
+    let path = dir.join("active.toml");
+    let active: Active = toml::from_str(&read(&path)?).map_err(|e| ModelError::Invalid {
+        path,
+        message: e.to_string(),
+    })?;
+    let sentiment_card = card(dir, &active.sentiment)?;
+    let outcome_card = card(dir, &active.outcome)?;
+    let expect = |card: &Card, task: &str| {
+        if card.task == task {
+            Ok(())
+        } else {
+            Err(ModelError::Unsupported {
+                version: card.version.clone(),
+                message: format!("is a {} model, not a {task} model", card.task),
+            })
+        }
+    };
+    expect(&sentiment_card, "sentiment")?;
+    expect(&outcome_card, "outcome")?;
+    let sentiment = match sentiment_card.kind.as_str() {
+        "vader_lexicon" => Arc::new(VaderScorer::bundled()),
+        other => {
+            return Err(ModelError::Unsupported {
+                version: sentiment_card.version,
+                message: format!("unknown sentiment model kind {other:?}"),
+            })
+        }
+    };
+    let outcome = match outcome_card.kind.as_str() {
+        "rules" => Arc::new(RulesOutcome),
+        other => {
+            return Err(ModelError::Unsupported {
+                version: outcome_card.version,
+                message: format!("unknown outcome model kind {other:?}"),
+            })
+        }
+    };
+    Ok(Models { sentiment, outcome })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_repository_models_load_and_match_the_bundled_versions() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
+        let m = load(&dir).unwrap();
+        assert_eq!(m.version(), Models::bundled().version());
+    }
+
+    #[test]
+    fn a_card_with_another_feature_schema_is_refused() {
+        let dir = std::env::temp_dir().join(format!("fairtreat-models-{}", std::process::id()));
+        let m = dir.join("future-1");
+        std::fs::create_dir_all(&m).unwrap();
+        std::fs::write(
+            m.join("card.json"),
+            r#"{"version":"future-1","task":"sentiment","kind":"vader_lexicon","schema":99}"#,
+        )
+        .unwrap();
+        let err = card(&dir, "future-1").unwrap_err().to_string();
+        assert!(err.contains("schema 99"), "{err}");
+        assert!(card(&dir, "../etc").is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

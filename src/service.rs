@@ -1,0 +1,223 @@
+//! The decision service: one interaction in, one recorded decision out.
+//!
+//! This is the only place that sequences the pure core and the store: read
+//! the window snapshot, plan, render every possible answer, commit once. It
+//! knows nothing about HTTP, so the CLI, the batch endpoint and tests use it
+//! directly. The active policy and models are swapped atomically (`ArcSwap`):
+//! a request keeps the versions it started with.
+
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use arc_swap::ArcSwap;
+use sha2::{Digest, Sha256};
+use time::Duration;
+use uuid::Uuid;
+
+use crate::clock::Clock;
+use crate::domain::decide::{self, Inputs, Refusal, Stamp};
+use crate::domain::decision::Decision;
+use crate::domain::interaction::{Interaction, InteractionInput};
+use crate::domain::outcome::{OutcomeModel, RulesOutcome};
+use crate::domain::policy::Policy;
+use crate::domain::sentiment::{SentimentModel, VaderScorer};
+use crate::domain::window::WindowStats;
+use crate::store::{body_hash, Commit, CommitOutcome, GrantRequest, Store, StoreError};
+
+/// The models a decision uses, loaded together and versioned together.
+pub struct Models {
+    pub sentiment: Arc<dyn SentimentModel>,
+    pub outcome: Arc<dyn OutcomeModel>,
+}
+
+impl Models {
+    /// The models compiled into the binary.
+    pub fn bundled() -> Self {
+        Self {
+            sentiment: Arc::new(VaderScorer::bundled()),
+            outcome: Arc::new(RulesOutcome),
+        }
+    }
+
+    /// The `model_version` reported in decisions.
+    pub fn version(&self) -> String {
+        format!("{}+{}", self.sentiment.version(), self.outcome.version())
+    }
+}
+
+/// Errors of the service layer.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("interaction {0} was already decided with a different body")]
+    IdempotencyMismatch(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Whether a decision was new or a replay.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decided {
+    pub decision: Decision,
+    pub replayed: bool,
+}
+
+/// The decision service.
+pub struct DecisionService {
+    policy: ArcSwap<Policy>,
+    models: ArcSwap<Models>,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    store_deadline: StdDuration,
+}
+
+/// Longest a store call may take before the decision fails closed.
+pub const DEFAULT_STORE_DEADLINE: StdDuration = StdDuration::from_millis(50);
+
+impl DecisionService {
+    pub fn new(
+        policy: Policy,
+        models: Models,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            policy: ArcSwap::from_pointee(policy),
+            models: ArcSwap::from_pointee(models),
+            store,
+            clock,
+            store_deadline: DEFAULT_STORE_DEADLINE,
+        }
+    }
+
+    pub fn with_store_deadline(mut self, deadline: StdDuration) -> Self {
+        self.store_deadline = deadline;
+        self
+    }
+
+    pub fn policy(&self) -> Arc<Policy> {
+        self.policy.load_full()
+    }
+
+    pub fn models(&self) -> Arc<Models> {
+        self.models.load_full()
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// Replaces the active policy (already validated) atomically.
+    pub fn set_policy(&self, policy: Policy) {
+        self.policy.store(Arc::new(policy));
+    }
+
+    async fn with_deadline<T>(
+        &self,
+        fut: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.store_deadline, fut).await {
+            Ok(r) => r,
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "no answer within {} ms",
+                self.store_deadline.as_millis()
+            ))),
+        }
+    }
+
+    /// Decides one interaction. `input` is the wire form it was parsed from:
+    /// its canonical serialisation is what idempotent replays are compared on.
+    pub async fn decide(
+        &self,
+        input: &InteractionInput,
+        interaction: Interaction,
+    ) -> Result<Decided, ServiceError> {
+        let policy = self.policy.load_full();
+        let models = self.models.load_full();
+        let now = self.clock.now();
+        let window = Duration::hours(i64::from(policy.fairness.window_hours));
+        let canonical = serde_json::to_vec(input).expect("an InteractionInput always serialises");
+        let hash = body_hash(&canonical);
+
+        // Peer norms only shape the justice cost; without them the published
+        // rule is the norm, so an unavailable store still yields an answer.
+        let stats = match self
+            .with_deadline(self.store.window_stats(now, window))
+            .await
+        {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "window statistics unavailable");
+                WindowStats::default()
+            }
+        };
+        let plan = decide::plan(&Inputs {
+            interaction: &interaction,
+            policy: &policy,
+            sentiment: models.sentiment.as_ref(),
+            outcome: models.outcome.as_ref(),
+            window: &stats,
+            draws: draws(&hash),
+        });
+        let stamp = Stamp {
+            decision_id: Uuid::new_v4(),
+            interaction_id: interaction.id.to_string(),
+            model_version: models.version(),
+            policy_version: policy.version,
+            decided_at: now,
+        };
+        let grant = plan.requested_gesture().map(|(_, value)| GrantRequest {
+            value,
+            caps: policy.caps.clone(),
+            daily_budget: policy.budget.daily,
+        });
+        let commit = Commit {
+            interaction_id: interaction.id.clone(),
+            customer_id: interaction.customer.id.clone(),
+            body_hash: hash,
+            now,
+            window,
+            deservingness: plan.scores.deservingness,
+            grant,
+            granted: plan.render(&policy, &stamp, None),
+            refused_by_cap: plan.render(&policy, &stamp, Some(Refusal::PerCustomerCap)),
+            refused_by_budget: plan.render(&policy, &stamp, Some(Refusal::Budget)),
+        };
+        match self.with_deadline(self.store.commit(commit)).await {
+            Ok(CommitOutcome::Recorded(decision)) => Ok(Decided {
+                decision,
+                replayed: false,
+            }),
+            Ok(CommitOutcome::Replayed(decision)) => Ok(Decided {
+                decision,
+                replayed: true,
+            }),
+            Ok(CommitOutcome::Mismatch) => Err(ServiceError::IdempotencyMismatch(
+                interaction.id.to_string(),
+            )),
+            Err(e) => {
+                // Fail closed: the outcome of the commit is unknown, so no perk
+                // is promised; replaying the interaction id later returns
+                // whatever was recorded, if anything was.
+                tracing::warn!(error = %e, interaction_id = %interaction.id, "store unavailable: decision failed closed");
+                Ok(Decided {
+                    decision: plan.render(&policy, &stamp, Some(Refusal::Unavailable)),
+                    replayed: false,
+                })
+            }
+        }
+    }
+}
+
+/// Two uniform draws in [0, 1) derived from the request hash: exploration is
+/// random across interactions but reproducible for one interaction.
+fn draws(hash: &[u8; 32]) -> (f64, f64) {
+    let h = Sha256::digest(hash);
+    let a = u64::from_le_bytes(h[0..8].try_into().expect("8 bytes"));
+    let b = u64::from_le_bytes(h[8..16].try_into().expect("8 bytes"));
+    let unit = |x: u64| (x >> 11) as f64 / (1u64 << 53) as f64;
+    (unit(a), unit(b))
+}

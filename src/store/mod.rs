@@ -1,0 +1,126 @@
+//! Shared state behind one trait, so the embedded default and Redis give the
+//! same guarantees and are tested by the same contract suite.
+//!
+//! The trait is shaped for atomicity: a decision's whole state change
+//! (idempotency check, per-customer cap, daily budget, ledger, window
+//! counters, stored response) is **one** call, [`Store::commit`], never a read
+//! followed by a write. The caller hands over every possible answer (granted,
+//! refused by the cap, refused by the budget) already rendered, and the store
+//! picks one under its lock (or inside one Lua script), records it and
+//! returns it. That is what makes "never a second grant" and "never
+//! overspent" hold under concurrency and across replicas.
+
+pub mod memory;
+
+use async_trait::async_trait;
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::domain::decision::Decision;
+use crate::domain::policy::Caps;
+use crate::domain::validation::{CustomerId, InteractionId};
+use crate::domain::window::{deservingness_band, WindowStats};
+
+/// SHA-256 of the canonical request body, compared on idempotent replays.
+pub type BodyHash = [u8; 32];
+
+/// Hashes bytes (a canonical serialisation of the request).
+pub fn body_hash(bytes: &[u8]) -> BodyHash {
+    Sha256::digest(bytes).into()
+}
+
+/// A gesture the store must check against caps and budget before granting.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GrantRequest {
+    pub value: f64,
+    pub caps: Caps,
+    /// Today's budget (UTC day of `now`).
+    pub daily_budget: f64,
+}
+
+/// Everything one decision changes, with every possible answer.
+#[derive(Debug, Clone)]
+pub struct Commit {
+    pub interaction_id: InteractionId,
+    pub customer_id: CustomerId,
+    pub body_hash: BodyHash,
+    pub now: OffsetDateTime,
+    /// The rolling window the decision counts in (for peer norms).
+    pub window: time::Duration,
+    pub deservingness: f64,
+    /// `None`: no gesture requested, `granted` is the only answer.
+    pub grant: Option<GrantRequest>,
+    /// The answer when the gesture is granted (or none was requested).
+    pub granted: Decision,
+    /// The answer when the per-customer cap refuses the gesture.
+    pub refused_by_cap: Decision,
+    /// The answer when the daily budget refuses the gesture.
+    pub refused_by_budget: Decision,
+}
+
+/// What a commit did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CommitOutcome {
+    /// A new decision was recorded (and its gesture granted, if any).
+    Recorded(Decision),
+    /// The same interaction with the same body was decided before: the stored
+    /// decision, unchanged.
+    Replayed(Decision),
+    /// The interaction id was used before with a different body.
+    Mismatch,
+}
+
+/// Today's spend against the budget.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Spend {
+    pub day: time::Date,
+    pub spent: f64,
+    pub grants: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The store cannot be reached or did not answer in time. The outcome of
+    /// a commit is then unknown: replaying the interaction id resolves it.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// The store answered something this code cannot read.
+    #[error("store corrupt: {0}")]
+    Corrupt(String),
+}
+
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Atomically: replay or refuse on a known interaction id; otherwise check
+    /// the gesture against the customer's caps and today's budget, record the
+    /// chosen answer, the ledger entry and window counters, and return it.
+    async fn commit(&self, commit: Commit) -> Result<CommitOutcome, StoreError>;
+
+    /// Peer statistics over the window ending at `now`.
+    async fn window_stats(
+        &self,
+        now: OffsetDateTime,
+        window: time::Duration,
+    ) -> Result<WindowStats, StoreError>;
+
+    /// A recorded decision by its id.
+    async fn decision(&self, id: Uuid) -> Result<Option<Decision>, StoreError>;
+
+    /// Today's spend.
+    async fn spend(&self, now: OffsetDateTime) -> Result<Spend, StoreError>;
+
+    /// Whether the store is usable right now (for `/readyz`).
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// A short name for logs and `/readyz` ("memory", "redis").
+    fn kind(&self) -> &'static str;
+}
+
+/// The band used to aggregate peer norms for a commit.
+pub fn band_of(commit: &Commit) -> usize {
+    deservingness_band(commit.deservingness)
+}
+
+/// How long idempotency records are kept (Stripe keeps keys at least 24 h).
+pub const IDEMPOTENCY_TTL: time::Duration = time::Duration::hours(48);
