@@ -65,8 +65,8 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         }
         Err(e) => {
             let path = e.path().to_string();
-            let field = (path != "." && !path.is_empty()).then_some(path);
             let inner = e.into_inner();
+            let field = blame(&path, &inner.to_string());
             match inner.classify() {
                 serde_json::error::Category::Data => Err(ApiError::InvalidField(
                     ValidationError::new(field.unwrap_or_default(), inner.to_string()),
@@ -77,6 +77,21 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                 }),
             }
         }
+    }
+}
+
+/// The dotted field to blame: serde reports missing and unknown fields
+/// against their parent object, so the name is taken from the message.
+fn blame(path: &str, message: &str) -> Option<String> {
+    let parent = (path != "." && !path.is_empty()).then_some(path);
+    let named = ["missing field `", "unknown field `", "duplicate field `"]
+        .iter()
+        .find_map(|prefix| message.strip_prefix(prefix))
+        .and_then(|rest| rest.split('`').next());
+    match (parent, named) {
+        (Some(p), Some(n)) if !p.ends_with(n) => Some(format!("{p}.{n}")),
+        (None, Some(n)) => Some(n.to_string()),
+        (p, _) => p.map(str::to_string),
     }
 }
 

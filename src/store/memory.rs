@@ -75,7 +75,7 @@ impl Inner {
             self.spend.pop_first();
         }
         self.commits += 1;
-        if self.commits % LEDGER_SWEEP_EVERY == 0 {
+        if self.commits.is_multiple_of(LEDGER_SWEEP_EVERY) {
             let since = now - self.max_cap_window;
             self.ledgers
                 .retain(|_, l| l.back().is_some_and(|(at, _)| *at > since));

@@ -1,1 +1,165 @@
-//! Shared test helpers.
+//! Shared test helpers: a service on port 0 with a manual clock and an
+//! in-memory store, and a client that speaks to it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use fairtreat::clock::ManualClock;
+use fairtreat::domain::policy::Policy;
+use fairtreat::service::{DecisionService, Models};
+use fairtreat::store::memory::MemoryStore;
+use serde_json::{json, Value};
+use time::macros::datetime;
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub service: Arc<DecisionService>,
+    pub store: Arc<MemoryStore>,
+    pub clock: ManualClock,
+    pub client: reqwest::Client,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl TestApp {
+    /// The bundled policy, in-memory store, clock at 2026-11-20 12:00 UTC.
+    pub async fn start() -> TestApp {
+        Self::with_policy(Policy::bundled()).await
+    }
+
+    pub async fn with_policy(policy: Policy) -> TestApp {
+        let store = Arc::new(MemoryStore::new());
+        let clock = ManualClock::new(datetime!(2026-11-20 12:00 UTC));
+        let service = Arc::new(DecisionService::new(
+            policy,
+            Models::bundled(),
+            store.clone(),
+            Arc::new(clock.clone()),
+        ));
+        // The server runs on its own thread and actix System, so tests may
+        // block on requests (property tests) without starving it.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let svc = service.clone();
+        std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                let (server, addr) =
+                    fairtreat::http::start(svc, "127.0.0.1:0", Some(2)).expect("bind port 0");
+                tx.send((addr, server.handle())).expect("test alive");
+                server.await
+            })
+        });
+        let (addr, handle) = rx.recv().expect("server started");
+        TestApp {
+            addr,
+            service,
+            store,
+            clock,
+            client: reqwest::Client::new(),
+            handle,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// POSTs JSON and returns status and parsed body (Null when not JSON).
+    pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let resp = self
+            .client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.expect("body");
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// POSTs raw bytes with the given content type (None: no header).
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+        content_type: Option<&str>,
+    ) -> (u16, String, String) {
+        let mut req = self.client.post(self.url(path)).body(body);
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let ct = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        (status, ct, resp.text().await.expect("body"))
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, String) {
+        let resp = self
+            .client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request");
+        let status = resp.status().as_u16();
+        (status, resp.text().await.expect("body"))
+    }
+
+    pub async fn decide(&self, body: &Value) -> Value {
+        let (status, v) = self.post("/v1/decisions", body).await;
+        assert_eq!(status, 200, "{v}");
+        v
+    }
+
+    pub async fn stop(self) {
+        self.handle.stop(true).await;
+    }
+}
+
+/// The contract's example interaction.
+pub fn interaction() -> Value {
+    json!({
+        "interaction_id": "crm-8812",
+        "customer": {"id": "c-42", "tenure_days": 800, "lifetime_value": 1250.0,
+                     "attributes": {"tier": "gold", "region": "EU"}},
+        "channel": "social", "public": true, "audience": 5400,
+        "kind": "complaint", "rating": 2,
+        "text": "Order arrived broken and nobody answers my emails",
+        "order_value": 89.9, "occurred_at": "2026-11-20T10:00:00Z"
+    })
+}
+
+/// The example with another interaction and customer id.
+pub fn interaction_for(n: usize) -> Value {
+    let mut v = interaction();
+    v["interaction_id"] = json!(format!("i-{n}"));
+    v["customer"]["id"] = json!(format!("c-{n}"));
+    v
+}
+
+/// Asserts every number anywhere in `v` is present (no `null` where the
+/// contract promises a number) by walking the known numeric fields.
+pub fn assert_numbers_present(d: &Value) {
+    for path in [
+        "/scores/sentiment",
+        "/scores/severity",
+        "/scores/deservingness",
+        "/propensity",
+        "/policy_version",
+    ] {
+        assert!(
+            d.pointer(path).is_some_and(Value::is_number),
+            "{path} in {d}"
+        );
+    }
+    if !d["gesture"].is_null() {
+        assert!(d["gesture"]["value"].is_number(), "{d}");
+    }
+    for a in d["alternatives"].as_array().expect("alternatives") {
+        assert!(a["utility"].is_number(), "{d}");
+    }
+}
