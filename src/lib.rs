@@ -9,5 +9,6 @@ pub mod domain;
 pub mod http;
 pub mod model;
 pub mod service;
+pub mod sim;
 pub mod store;
 pub mod telemetry;

@@ -5,6 +5,7 @@
 
 pub mod decide;
 pub mod decision;
+pub mod fairness;
 pub mod interaction;
 pub mod outcome;
 pub mod policy;
