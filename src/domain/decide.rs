@@ -521,3 +521,309 @@ impl Plan {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::interaction::{Channel, Customer, Kind};
+    use crate::domain::outcome::RulesOutcome;
+    use crate::domain::sentiment::VaderScorer;
+    use crate::domain::validation::{Amount, CustomerId, InteractionId};
+    use crate::domain::window::{deservingness_band, DESERVINGNESS_BANDS};
+    use proptest::prelude::*;
+    use std::sync::OnceLock;
+    use time::macros::datetime;
+
+    fn vader() -> &'static VaderScorer {
+        static V: OnceLock<VaderScorer> = OnceLock::new();
+        V.get_or_init(VaderScorer::bundled)
+    }
+
+    fn complaint() -> Interaction {
+        Interaction {
+            id: InteractionId::parse("i", "crm-1").unwrap(),
+            customer: Customer {
+                id: CustomerId::parse("c", "c-1").unwrap(),
+                tenure_days: 800,
+                lifetime_value: Amount::parse("l", 1250.0).unwrap(),
+                attributes: [("tier".to_string(), "gold".to_string())].into(),
+            },
+            channel: Channel::Social,
+            public: true,
+            audience: 5400,
+            kind: Kind::Complaint,
+            rating: Some(2),
+            text: "Order arrived broken and nobody answers my emails".into(),
+            order_value: Some(Amount::parse("o", 89.9).unwrap()),
+            occurred_at: None,
+        }
+    }
+
+    fn plan_with(
+        i: &Interaction,
+        policy: &Policy,
+        window: &WindowStats,
+        draws: (f64, f64),
+    ) -> Plan {
+        plan(&Inputs {
+            interaction: i,
+            policy,
+            sentiment: vader(),
+            outcome: &RulesOutcome,
+            window,
+            draws,
+        })
+    }
+
+    fn stamp() -> Stamp {
+        Stamp {
+            decision_id: Uuid::nil(),
+            interaction_id: "crm-1".into(),
+            model_version: "m".into(),
+            policy_version: 1,
+            decided_at: datetime!(2026-11-20 12:00 UTC),
+        }
+    }
+
+    fn names(d: &Decision) -> Vec<ConstraintName> {
+        d.constraints.iter().map(|c| c.name).collect()
+    }
+
+    #[test]
+    fn a_public_gesture_is_delivered_privately_and_the_visibility_constraint_says_so() {
+        let p = Policy::bundled();
+        let d = plan_with(&complaint(), &p, &WindowStats::default(), (0.9, 0.0)).render(
+            &p,
+            &stamp(),
+            None,
+        );
+        assert!(d.gesture.is_some());
+        assert_eq!(d.response.channel, ReplyChannel::Public);
+        assert_eq!(d.response.template, MOVE_PRIVATE_TEMPLATE);
+        assert_eq!(names(&d), vec![ConstraintName::Visibility]);
+    }
+
+    #[test]
+    fn a_private_gesture_needs_no_visibility_constraint() {
+        let p = Policy::bundled();
+        let mut i = complaint();
+        i.public = false;
+        let d = plan_with(&i, &p, &WindowStats::default(), (0.9, 0.0)).render(&p, &stamp(), None);
+        assert!(d.gesture.is_some());
+        assert!(names(&d).is_empty());
+        assert_eq!(d.response.channel, ReplyChannel::Private);
+    }
+
+    #[test]
+    fn when_visibility_alone_would_withhold_the_gesture_consistency_restores_it_and_says_so() {
+        let p = Policy::bundled();
+        let i = complaint();
+        // Peers in this band got nothing: a visible gesture now sits far above
+        // the norm, which the public view prices in and the canonical view
+        // (private, no audience) barely does.
+        let base = plan_with(&i, &p, &WindowStats::default(), (0.9, 0.0));
+        let mut w = WindowStats::default();
+        w.peers[deservingness_band(base.scores.deservingness)] = (5000, 0.0);
+        let mut public = i.clone();
+        public.audience = 10_000_000;
+        let d = plan_with(&public, &p, &w, (0.9, 0.0)).render(&p, &stamp(), None);
+        let mut private = i.clone();
+        private.public = false;
+        private.audience = 0;
+        let reference = plan_with(&private, &p, &w, (0.9, 0.0)).render(&p, &stamp(), None);
+        assert_eq!(
+            d.gesture.as_ref().map(|g| (g.kind, g.value)),
+            reference.gesture.as_ref().map(|g| (g.kind, g.value))
+        );
+        assert!(
+            names(&d).contains(&ConstraintName::Consistency),
+            "{:?}",
+            d.constraints
+        );
+    }
+
+    #[test]
+    fn refusals_fall_back_to_the_best_answer_without_a_gesture_and_name_the_constraint() {
+        let p = Policy::bundled();
+        let plan = plan_with(&complaint(), &p, &WindowStats::default(), (0.9, 0.0));
+        for (refusal, name) in [
+            (Refusal::PerCustomerCap, ConstraintName::PerCustomerCap),
+            (Refusal::Budget, ConstraintName::Budget),
+            (Refusal::Unavailable, ConstraintName::FailClosed),
+        ] {
+            let d = plan.render(&p, &stamp(), Some(refusal));
+            assert!(d.gesture.is_none());
+            assert_eq!(d.action, plan.fallback.action);
+            assert!(names(&d).contains(&name));
+            assert!(
+                !names(&d).contains(&ConstraintName::Visibility),
+                "nothing to hide"
+            );
+            assert_eq!(d.degraded, refusal == Refusal::Unavailable);
+            assert!(p.action(&d.action).unwrap().gesture.is_none());
+        }
+    }
+
+    #[test]
+    fn gestures_never_exceed_150_percent_of_the_order() {
+        let p = Policy::bundled();
+        let credit = p
+            .actions
+            .iter()
+            .find(|a| a.id == "apologise_private_credit")
+            .unwrap();
+        for order in [0.5, 3.0, 10.0, 40.0, 500.0] {
+            if let Some((_, v)) = gesture_value(&p, credit, 1.0, Some(order)) {
+                assert!(v <= (1.5 * order).round() + 1e-9, "{v} for order {order}");
+            }
+        }
+        assert_eq!(
+            gesture_value(&p, credit, 1.0, Some(1000.0)).unwrap().1,
+            50.0,
+            "the action's max"
+        );
+    }
+
+    #[test]
+    fn exploration_varies_only_the_reply_and_reports_exact_propensities() {
+        let mut p = Policy::bundled();
+        p.exploration.epsilon = 0.5;
+        let mut i = complaint();
+        i.kind = Kind::Question;
+        i.rating = None;
+        i.text = "How do I return this?".into();
+        let greedy = plan_with(&i, &p, &WindowStats::default(), (0.99, 0.0));
+        assert!(!greedy.primary.explored);
+        let pool = greedy.alternatives.len() + 1;
+        let mut total = 0.0;
+        let mut seen = std::collections::HashMap::new();
+        for j in 0..pool * 4 {
+            let draw = (j as f64 + 0.5) / (pool * 4) as f64;
+            let e = plan_with(&i, &p, &WindowStats::default(), (0.0, draw));
+            assert_eq!(
+                e.primary.gesture, greedy.primary.gesture,
+                "never the gesture"
+            );
+            seen.insert(e.primary.action.clone(), e.primary.propensity);
+        }
+        for (action, prop) in &seen {
+            assert!(*prop > 0.0 && *prop <= 1.0);
+            if *action == greedy.primary.action {
+                assert!(*prop > 0.5);
+            }
+            total += prop;
+        }
+        // Every action of the pool was reachable and the propensities of a
+        // same-gesture pool sum to one.
+        assert_eq!(seen.len(), pool, "{seen:?}");
+        assert!((total - 1.0).abs() < 1e-12, "{seen:?}");
+        assert_eq!(greedy.primary.propensity, seen[&greedy.primary.action]);
+    }
+
+    #[test]
+    fn without_exploration_the_propensity_is_one() {
+        let mut p = Policy::bundled();
+        p.exploration.epsilon = 0.0;
+        let plan = plan_with(&complaint(), &p, &WindowStats::default(), (0.0, 0.7));
+        assert_eq!(plan.primary.propensity, 1.0);
+        assert!(!plan.primary.explored);
+    }
+
+    #[test]
+    fn spam_gets_no_action_whatever_else_is_true() {
+        let p = Policy::bundled();
+        let mut i = complaint();
+        i.text = "".into();
+        let d = plan_with(&i, &p, &WindowStats::default(), (0.9, 0.0)).render(&p, &stamp(), None);
+        assert_eq!(d.action, NO_ACTION);
+        assert_eq!(d.response.channel, ReplyChannel::None);
+        assert!(d.response.message.is_empty());
+        assert!(d.gesture.is_none());
+    }
+
+    #[test]
+    fn every_rendered_decision_has_finite_numbers() {
+        let p = Policy::bundled();
+        let d = plan_with(&complaint(), &p, &WindowStats::default(), (0.01, 0.99)).render(
+            &p,
+            &stamp(),
+            None,
+        );
+        assert!(d.all_numbers_finite());
+    }
+
+    fn arb_interaction() -> impl Strategy<Value = (Interaction, Interaction)> {
+        let kinds = prop::sample::select(Kind::ALL.to_vec());
+        let channels = prop::sample::select(Channel::ALL.to_vec());
+        (
+            (
+                kinds,
+                prop::option::of(1u8..=5),
+                0u32..5000,
+                0.0f64..10_000.0,
+                prop::option::of(0.0f64..2000.0),
+            ),
+            prop::sample::select(vec![
+                "Order arrived broken and nobody answers my emails",
+                "The delivery was late and the box was damaged",
+                "Meh.",
+                "Absolutely love it, thanks!",
+                "Worst service ever. I want my money back!!!",
+                "",
+            ]),
+            (
+                any::<bool>(),
+                0u64..100_000_000,
+                channels.clone(),
+                "[a-z]{1,8}",
+            ),
+            (any::<bool>(), 0u64..100_000_000, channels, "[a-z]{1,8}"),
+        )
+            .prop_map(|((kind, rating, tenure, ltv, order), text, a, b)| {
+                let mut x = complaint();
+                x.kind = kind;
+                x.rating = rating;
+                x.customer.tenure_days = tenure;
+                x.customer.lifetime_value = Amount::parse("l", ltv).unwrap();
+                x.order_value = order.map(|o| Amount::parse("o", o).unwrap());
+                x.text = text.to_string();
+                let mut y = x.clone();
+                (x.public, x.audience, x.channel) = (a.0, a.1, a.2);
+                x.customer.attributes = [("tier".to_string(), a.3)].into();
+                (y.public, y.audience, y.channel) = (b.0, b.1, b.2);
+                y.customer.attributes =
+                    [("tier".to_string(), b.3), ("region".into(), "EU".into())].into();
+                (x, y)
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn views_that_differ_only_in_who_is_watching_get_the_same_gesture_and_scores(
+            (x, y) in arb_interaction(),
+            peers in prop::collection::vec((0u64..2000, 0.0f64..50_000.0), DESERVINGNESS_BANDS),
+            draws in (0.0f64..1.0, 0.0f64..1.0),
+        ) {
+            let p = Policy::bundled();
+            let mut w = WindowStats::default();
+            for (b, v) in peers.into_iter().enumerate() {
+                w.peers[b] = v;
+            }
+            let a = plan_with(&x, &p, &w, draws);
+            let b = plan_with(&y, &p, &w, draws);
+            prop_assert_eq!(a.primary.gesture, b.primary.gesture);
+            prop_assert_eq!(a.scores, b.scores);
+            for plan in [&a, &b] {
+                let d = plan.render(&p, &stamp(), None);
+                prop_assert!(d.all_numbers_finite());
+                if d.gesture.is_some() {
+                    prop_assert_eq!(d.gesture.as_ref().unwrap().delivery, Delivery::Private);
+                    if plan.public {
+                        prop_assert!(!d.response.message.chars().any(|c| c.is_ascii_digit()));
+                        prop_assert!(names(&d).contains(&ConstraintName::Visibility));
+                    }
+                }
+            }
+        }
+    }
+}

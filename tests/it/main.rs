@@ -2,8 +2,11 @@
 //! against reference outputs of other libraries.
 
 mod bad_input;
+mod binary;
 mod consistency;
 mod decisions;
+mod fairlearn_reference;
 mod helpers;
+mod obp_reference;
 mod openapi;
 mod vader_reference;

@@ -1,0 +1,208 @@
+//! The real binary: flags, environment variables, defaults and logs.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::helpers::interaction;
+
+struct Running {
+    child: Child,
+    addr: String,
+    logs: Arc<Mutex<Vec<String>>>,
+}
+
+impl Running {
+    fn logs(&self) -> String {
+        self.logs.lock().unwrap().join("\n")
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn command(args: &[&str], envs: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fairtreat"));
+    cmd.args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("REDIS_URL")
+        .env_remove("FAIRTREAT_BIND")
+        .env_remove("FAIRTREAT_POLICY")
+        .env_remove("FAIRTREAT_MODELS")
+        .env("RUST_LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .envs(envs.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// Starts the binary and waits for its "listening" log line.
+fn start(args: &[&str], envs: &[(&str, &str)]) -> Running {
+    let mut child = command(args, envs).spawn().expect("binary runs");
+    let stderr = child.stderr.take().unwrap();
+    let logs = Arc::new(Mutex::new(Vec::new()));
+    let (tx, rx) = mpsc::channel();
+    let sink = logs.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                if v["message"] == "fairtreat listening" {
+                    let _ = tx.send(v["addr"].as_str().unwrap_or_default().to_string());
+                }
+            }
+            sink.lock().unwrap().push(line);
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(30))
+        .unwrap_or_else(|_| panic!("no listening line; logs: {:?}", logs.lock().unwrap()));
+    Running { child, addr, logs }
+}
+
+#[actix_web::test]
+async fn serve_flags_set_the_address_policy_and_models_and_logs_are_json_without_customer_text() {
+    let run = start(
+        &[
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--policy",
+            "config/policy.toml",
+            "--models",
+            "models",
+        ],
+        &[],
+    );
+    let client = reqwest::Client::new();
+    let mut body = interaction();
+    body["text"] = serde_json::json!("CANARY-TEXT-7f3a the parcel arrived broken");
+    let d: Value = client
+        .post(format!("http://{}/v1/decisions", run.addr))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = d["decision_id"].as_str().unwrap().to_string();
+    std::thread::sleep(Duration::from_millis(200));
+    let logs = run.logs();
+    let request_line = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["message"] == "request" && v["route"] == "/v1/decisions")
+        .unwrap_or_else(|| panic!("no request line in {logs}"));
+    assert_eq!(
+        request_line["span"]["decision_id"],
+        id.as_str(),
+        "the request span names the decision"
+    );
+    assert_eq!(request_line["span"]["interaction_id"], "crm-8812");
+    assert!(
+        !logs.contains("CANARY-TEXT"),
+        "customer text must not be logged at info"
+    );
+}
+
+#[actix_web::test]
+async fn environment_variables_configure_serve_without_flags() {
+    let dir = std::env::temp_dir().join(format!("fairtreat-env-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let policy =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/policy.toml"))
+            .unwrap()
+            .replacen("version = 1", "version = 7", 1);
+    let path = dir.join("policy.toml");
+    std::fs::write(&path, policy).unwrap();
+    // No subcommand: the same as `serve`.
+    let run = start(
+        &[],
+        &[
+            ("FAIRTREAT_BIND", "127.0.0.1:0"),
+            ("FAIRTREAT_POLICY", path.to_str().unwrap()),
+            ("FAIRTREAT_MODELS", "models"),
+        ],
+    );
+    let ready: Value = reqwest::get(format!("http://{}/readyz", run.addr))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["policy_version"], 7);
+    drop(run);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_missing_explicit_policy_or_models_directory_fails_at_start_with_a_clear_message() {
+    for (args, needle) in [
+        (
+            vec![
+                "serve",
+                "--bind",
+                "127.0.0.1:0",
+                "--policy",
+                "/nonexistent/policy.toml",
+            ],
+            "/nonexistent/policy.toml",
+        ),
+        (
+            vec![
+                "serve",
+                "--bind",
+                "127.0.0.1:0",
+                "--models",
+                "/nonexistent/models",
+            ],
+            "/nonexistent/models",
+        ),
+    ] {
+        let out = command(&args, &[]).output().unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(needle), "{err}");
+    }
+}
+
+#[test]
+fn an_invalid_policy_file_is_refused_naming_each_bad_field() {
+    let dir = std::env::temp_dir().join(format!("fairtreat-badpolicy-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let policy =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/policy.toml"))
+            .unwrap()
+            .replacen("min_parity_ratio = 0.8", "min_parity_ratio = 1.8", 1)
+            .replacen("daily = 5000.0", "daily = -5.0", 1);
+    let path = dir.join("policy.toml");
+    std::fs::write(&path, policy).unwrap();
+    let out = command(
+        &[
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--policy",
+            path.to_str().unwrap(),
+        ],
+        &[],
+    )
+    .output()
+    .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("fairness.min_parity_ratio") && err.contains("budget.daily"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
