@@ -11,7 +11,6 @@ use std::time::Duration as StdDuration;
 
 use arc_swap::ArcSwap;
 use sha2::{Digest, Sha256};
-use time::Duration;
 use uuid::Uuid;
 
 use crate::clock::Clock;
@@ -21,7 +20,7 @@ use crate::domain::interaction::{Interaction, InteractionInput};
 use crate::domain::outcome::{OutcomeModel, RulesOutcome};
 use crate::domain::policy::Policy;
 use crate::domain::sentiment::{SentimentModel, VaderScorer};
-use crate::domain::window::WindowStats;
+use crate::domain::window::{cells_for, WindowStats};
 use crate::store::{body_hash, Commit, CommitOutcome, GrantRequest, Store, StoreError};
 
 /// The models a decision uses, loaded together and versioned together.
@@ -115,6 +114,22 @@ impl DecisionService {
         self.policy.store(Arc::new(policy));
     }
 
+    /// Joins the shared policy: seeds the store with this replica's policy
+    /// unless an equal or newer version is stored, and adopts what is in
+    /// force. Called at start.
+    pub async fn sync_policy(&self) -> Result<(), StoreError> {
+        let mine = self.policy.load_full();
+        let now = self.clock.now();
+        let in_force = self
+            .with_deadline(self.store.seed_policy(&mine, now))
+            .await?;
+        if in_force != *mine {
+            tracing::info!(version = in_force.version, "adopting the shared policy");
+            self.set_policy(in_force);
+        }
+        Ok(())
+    }
+
     async fn with_deadline<T>(
         &self,
         fut: impl std::future::Future<Output = Result<T, StoreError>>,
@@ -138,14 +153,14 @@ impl DecisionService {
         let policy = self.policy.load_full();
         let models = self.models.load_full();
         let now = self.clock.now();
-        let window = Duration::hours(i64::from(policy.fairness.window_hours));
+        let hours = policy.fairness.window_hours;
         let canonical = serde_json::to_vec(input).expect("an InteractionInput always serialises");
         let hash = body_hash(&canonical);
 
         // Peer norms only shape the justice cost; without them the published
         // rule is the norm, so an unavailable store still yields an answer.
         let stats = match self
-            .with_deadline(self.store.window_stats(now, window))
+            .with_deadline(self.store.window_stats(now, hours))
             .await
         {
             Ok(s) => s,
@@ -179,8 +194,14 @@ impl DecisionService {
             customer_id: interaction.customer.id.clone(),
             body_hash: hash,
             now,
-            window,
-            deservingness: plan.scores.deservingness,
+            cells: cells_for(
+                &interaction.customer.attributes,
+                &policy.fairness.group_attributes,
+                plan.scores.severity,
+                plan.scores.deservingness,
+            ),
+            window_hours: hours,
+            input: input.clone(),
             grant,
             granted: plan.render(&policy, &stamp, None),
             refused_by_cap: plan.render(&policy, &stamp, Some(Refusal::PerCustomerCap)),

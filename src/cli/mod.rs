@@ -121,6 +121,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Arc::new(MemoryStore::new()),
         Arc::new(SystemClock),
     ));
+    service.sync_policy().await?;
     let (server, addr) = crate::http::start(service.clone(), &args.bind, args.workers)?;
     tracing::info!(
         %addr,

@@ -30,7 +30,7 @@ use super::outcome::{OutcomeAction, OutcomeContext, OutcomeModel};
 use super::policy::{ActionSpec, GestureKind, Intent, Policy, MOVE_PRIVATE_TEMPLATE, NO_ACTION};
 use super::scoring::{self, LoyaltyInputs, Scores, Signal};
 use super::sentiment::SentimentModel;
-use super::window::WindowStats;
+use super::window::{Counts, SeverityBand, WindowStats, UNKNOWN_GROUP};
 
 /// Everything a decision depends on besides shared state.
 pub struct Inputs<'a> {
@@ -264,6 +264,102 @@ fn explore(pool: &[&Candidate], epsilon: f64, draws: (f64, f64)) -> Choice {
     }
 }
 
+/// What conditional parity asks of one decision.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ParityVerdict {
+    /// No audited attribute is affected either way.
+    Neutral,
+    /// Granting would push this customer's (best-served) group past the
+    /// ratio: withhold the perk.
+    Withhold {
+        attribute: String,
+        group: String,
+        ratio_after: f64,
+    },
+    /// This customer's group is under-served: grant an eligible perk.
+    Boost {
+        attribute: String,
+        group: String,
+        ratio: f64,
+    },
+}
+
+/// Checks conditional parity for a customer in a severity band: for each
+/// audited attribute, among the groups of that band, the worst perk rate must
+/// stay at least `min_parity_ratio` × the best. Enforced only once every group
+/// of the band has `min_group_samples` decisions (small groups' rates are
+/// noise), and only with two or more groups.
+pub fn parity(
+    policy: &Policy,
+    window: &WindowStats,
+    attributes: &std::collections::BTreeMap<String, String>,
+    severity: f64,
+) -> ParityVerdict {
+    let f = &policy.fairness;
+    if !f.enforce_parity {
+        return ParityVerdict::Neutral;
+    }
+    let band = SeverityBand::of(severity);
+    let mut boost = None;
+    for attribute in &f.group_attributes {
+        let mine = attributes
+            .get(attribute)
+            .map(String::as_str)
+            .unwrap_or(UNKNOWN_GROUP);
+        let groups = window.groups(attribute, band);
+        if groups.len() < 2
+            || groups
+                .iter()
+                .any(|(_, c)| c.decisions < u64::from(f.min_group_samples))
+            || !groups.iter().any(|(g, _)| g == mine)
+        {
+            continue;
+        }
+        let rate_of = |g: &str, c: &Counts, grant: Option<bool>| -> f64 {
+            match grant {
+                Some(true) if g == mine => (c.perks + 1) as f64 / (c.decisions + 1) as f64,
+                Some(false) if g == mine => c.perks as f64 / (c.decisions + 1) as f64,
+                _ => c.perk_rate(),
+            }
+        };
+        let ratio = |grant: bool| {
+            let rates: Vec<f64> = groups
+                .iter()
+                .map(|(g, c)| rate_of(g, c, Some(grant)))
+                .collect();
+            let max = rates.iter().cloned().fold(0.0, f64::max);
+            let min = rates.iter().cloned().fold(1.0, f64::min);
+            let mine_rate = groups
+                .iter()
+                .find(|(g, _)| g == mine)
+                .map(|(g, c)| rate_of(g, c, Some(grant)))
+                .unwrap_or(0.0);
+            (
+                if max > 0.0 { min / max } else { 1.0 },
+                mine_rate >= max,
+                mine_rate <= min,
+            )
+        };
+        let (after_grant, best_after_grant, _) = ratio(true);
+        if best_after_grant && after_grant < f.min_parity_ratio {
+            return ParityVerdict::Withhold {
+                attribute: attribute.clone(),
+                group: mine.to_string(),
+                ratio_after: after_grant,
+            };
+        }
+        let (after_none, _, worst_after_none) = ratio(false);
+        if worst_after_none && after_none < f.min_parity_ratio && boost.is_none() {
+            boost = Some(ParityVerdict::Boost {
+                attribute: attribute.clone(),
+                group: mine.to_string(),
+                ratio: after_none,
+            });
+        }
+    }
+    boost.unwrap_or(ParityVerdict::Neutral)
+}
+
 /// Scores the interaction and arbitrates among the policy's actions.
 pub fn plan(inp: &Inputs) -> Plan {
     let i = inp.interaction;
@@ -313,7 +409,7 @@ pub fn plan(inp: &Inputs) -> Plan {
         });
     }
     let epsilon = policy.exploration.epsilon;
-    let primary = explore(&pool, epsilon, inp.draws);
+    let mut primary = explore(&pool, epsilon, inp.draws);
 
     let no_gesture: Vec<&Candidate> = cands.iter().filter(|c| c.gesture.is_none()).collect();
     let fallback = if no_gesture.is_empty() {
@@ -323,6 +419,49 @@ pub fn plan(inp: &Inputs) -> Plan {
     } else {
         explore(&no_gesture, epsilon, inp.draws)
     };
+
+    if signal == Signal::Content {
+        match parity(policy, inp.window, &i.customer.attributes, scores.severity) {
+            ParityVerdict::Withhold {
+                attribute,
+                group,
+                ratio_after,
+            } if primary.gesture.is_some() => {
+                constraints.push(ConstraintEffect {
+                    name: ConstraintName::Parity,
+                    effect: format!(
+                        "perk withheld: {attribute}={group} is the best-served group in this severity band and a perk would drop the parity ratio to {ratio_after:.2} (threshold {:.2})",
+                        policy.fairness.min_parity_ratio
+                    ),
+                });
+                primary = fallback.clone();
+            }
+            ParityVerdict::Boost {
+                attribute,
+                group,
+                ratio,
+            } if primary.gesture.is_none() => {
+                let with_gesture: Vec<&Candidate> =
+                    cands.iter().filter(|c| c.gesture.is_some()).collect();
+                if let Some(best) = with_gesture.first() {
+                    let same: Vec<&Candidate> = with_gesture
+                        .iter()
+                        .copied()
+                        .filter(|c| c.gesture == best.gesture)
+                        .collect();
+                    primary = explore(&same, epsilon, inp.draws);
+                    constraints.push(ConstraintEffect {
+                        name: ConstraintName::Parity,
+                        effect: format!(
+                            "perk granted: {attribute}={group} is under-served in this severity band (parity ratio {ratio:.2}, threshold {:.2}) and this case is eligible",
+                            policy.fairness.min_parity_ratio
+                        ),
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
 
     if signal == Signal::NoContent {
         reasons.push("The text is empty or looks like spam, so no reply is recommended.".into());
@@ -529,7 +668,7 @@ mod tests {
     use crate::domain::outcome::RulesOutcome;
     use crate::domain::sentiment::VaderScorer;
     use crate::domain::validation::{Amount, CustomerId, InteractionId};
-    use crate::domain::window::{deservingness_band, DESERVINGNESS_BANDS};
+    use crate::domain::window::{deservingness_band, Cell, DESERVINGNESS_BANDS};
     use proptest::prelude::*;
     use std::sync::OnceLock;
     use time::macros::datetime;
@@ -623,7 +762,16 @@ mod tests {
         // (private, no audience) barely does.
         let base = plan_with(&i, &p, &WindowStats::default(), (0.9, 0.0));
         let mut w = WindowStats::default();
-        w.peers[deservingness_band(base.scores.deservingness)] = (5000, 0.0);
+        w.cells.insert(
+            Cell::Peer {
+                band: deservingness_band(base.scores.deservingness) as u8,
+            },
+            Counts {
+                decisions: 5000,
+                perks: 0,
+                value: 0.0,
+            },
+        );
         let mut public = i.clone();
         public.audience = 10_000_000;
         let d = plan_with(&public, &p, &w, (0.9, 0.0)).render(&p, &stamp(), None);
@@ -806,8 +954,8 @@ mod tests {
         ) {
             let p = Policy::bundled();
             let mut w = WindowStats::default();
-            for (b, v) in peers.into_iter().enumerate() {
-                w.peers[b] = v;
+            for (b, (n, v)) in peers.into_iter().enumerate() {
+                w.cells.insert(Cell::Peer { band: b as u8 }, Counts { decisions: n, perks: n / 2, value: v });
             }
             let a = plan_with(&x, &p, &w, draws);
             let b = plan_with(&y, &p, &w, draws);

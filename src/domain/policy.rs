@@ -48,6 +48,13 @@ pub struct Fairness {
     pub min_group_samples: u32,
     /// Weight of the visible-inequity cost in the utility.
     pub justice_weight: f64,
+    /// Whether conditional parity changes decisions (`false`: only reported).
+    #[serde(default = "yes")]
+    pub enforce_parity: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -428,6 +435,72 @@ impl Policy {
     }
 }
 
+/// One field that changed between two policy versions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct FieldChange {
+    /// Dotted path, e.g. `fairness.min_parity_ratio` or `actions[3].gesture.max`.
+    pub field: String,
+    #[schema(value_type = Object)]
+    pub old: serde_json::Value,
+    #[schema(value_type = Object)]
+    pub new: serde_json::Value,
+}
+
+/// An entry of the policy audit log: who changed what, when.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PolicyChange {
+    pub version: u32,
+    pub previous_version: u32,
+    /// Who made the change (the admin key's name, or `startup`).
+    pub actor: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: time::OffsetDateTime,
+    pub changes: Vec<FieldChange>,
+    /// The whole new document.
+    pub policy: Policy,
+}
+
+/// The fields that differ between two policies, as dotted paths.
+pub fn diff(old: &Policy, new: &Policy) -> Vec<FieldChange> {
+    fn walk(path: &str, a: &serde_json::Value, b: &serde_json::Value, out: &mut Vec<FieldChange>) {
+        use serde_json::Value;
+        match (a, b) {
+            (Value::Object(x), Value::Object(y)) => {
+                let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+                for k in keys {
+                    let p = if path.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{path}.{k}")
+                    };
+                    walk(
+                        &p,
+                        x.get(k).unwrap_or(&Value::Null),
+                        y.get(k).unwrap_or(&Value::Null),
+                        out,
+                    );
+                }
+            }
+            (Value::Array(x), Value::Array(y)) if x.len() == y.len() => {
+                for (i, (u, v)) in x.iter().zip(y).enumerate() {
+                    walk(&format!("{path}[{i}]"), u, v, out);
+                }
+            }
+            _ if a != b => out.push(FieldChange {
+                field: path.to_string(),
+                old: a.clone(),
+                new: b.clone(),
+            }),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    let a = serde_json::to_value(old).expect("a policy serialises");
+    let b = serde_json::to_value(new).expect("a policy serialises");
+    walk("", &a, &b, &mut out);
+    out
+}
+
 /// Why a policy document could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
@@ -461,6 +534,24 @@ mod tests {
         assert!(fields.contains(&"budget.daily"), "{fields:?}");
         assert!(fields.contains(&"actions[1].id"), "{fields:?}");
         assert!(fields.contains(&"actions[2].template"), "{fields:?}");
+    }
+
+    #[test]
+    fn diff_names_each_changed_field_by_path() {
+        let old = Policy::bundled();
+        let mut new = old.clone();
+        new.version += 1;
+        new.fairness.min_parity_ratio = 0.9;
+        new.actions[2].handling_cost = 9.0;
+        let fields: Vec<String> = diff(&old, &new).into_iter().map(|c| c.field).collect();
+        assert_eq!(
+            fields,
+            vec![
+                "actions[2].handling_cost",
+                "fairness.min_parity_ratio",
+                "version"
+            ]
+        );
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! atomic, and it is fast enough: a commit is a few hash-map operations (the
 //! scoring happens outside the lock). State is bounded: idempotency records
 //! expire after [`IDEMPOTENCY_TTL`], ledgers keep only the cap window, window
-//! events only the rolling window, and budget days only the last few.
+//! counters only the longest window asked for, recent interactions and the
+//! policy history a fixed number of entries, budget days the last eight.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
@@ -13,10 +14,15 @@ use parking_lot::Mutex;
 use time::{Date, Duration, OffsetDateTime};
 use uuid::Uuid;
 
-use super::{band_of, BodyHash, Commit, CommitOutcome, Spend, Store, StoreError, IDEMPOTENCY_TTL};
+use super::{
+    BodyHash, Commit, CommitOutcome, Spend, Store, StoreError, IDEMPOTENCY_TTL,
+    POLICY_HISTORY_KEPT, RECENT_INTERACTIONS_KEPT,
+};
 use crate::domain::decision::Decision;
+use crate::domain::interaction::InteractionInput;
+use crate::domain::policy::{diff, Policy, PolicyChange};
 use crate::domain::validation::{CustomerId, InteractionId};
-use crate::domain::window::{WindowStats, DESERVINGNESS_BANDS};
+use crate::domain::window::{bucket_of, first_bucket, Cell, Counts, WindowStats};
 
 struct Record {
     hash: BodyHash,
@@ -24,10 +30,99 @@ struct Record {
     expires: OffsetDateTime,
 }
 
-struct Event {
-    at: OffsetDateTime,
-    band: usize,
-    value: f64,
+type Bucket = HashMap<Cell, Counts>;
+
+/// Hourly counters, with the sum over the last window asked for kept up to
+/// date incrementally so a snapshot does not re-add every bucket.
+#[derive(Default)]
+struct Window {
+    buckets: BTreeMap<i64, Bucket>,
+    /// (hours, first bucket, last bucket, totals) of the last snapshot.
+    cache: Option<(u32, i64, i64, Bucket)>,
+    keep_hours: u32,
+}
+
+fn add_bucket(into: &mut Bucket, from: &Bucket, sign: f64) {
+    for (cell, c) in from {
+        let e = into.entry(cell.clone()).or_default();
+        if sign > 0.0 {
+            e.add(*c);
+        } else {
+            e.decisions -= c.decisions;
+            e.perks -= c.perks;
+            e.value -= c.value;
+        }
+    }
+}
+
+impl Window {
+    fn record(&mut self, at: OffsetDateTime, hours: u32, cells: &[Cell], granted: Option<f64>) {
+        self.keep_hours = self.keep_hours.max(hours);
+        let b = bucket_of(at);
+        let one = Counts {
+            decisions: 1,
+            perks: u64::from(granted.is_some()),
+            value: granted.unwrap_or(0.0),
+        };
+        let bucket = self.buckets.entry(b).or_default();
+        for cell in cells {
+            bucket.entry(cell.clone()).or_default().add(one);
+        }
+        if let Some((_, first, last, totals)) = &mut self.cache {
+            if (*first..=*last).contains(&b) {
+                for cell in cells {
+                    totals.entry(cell.clone()).or_default().add(one);
+                }
+            }
+        }
+        let horizon = b - i64::from(self.keep_hours);
+        while self
+            .buckets
+            .first_key_value()
+            .is_some_and(|(k, _)| *k <= horizon)
+        {
+            self.buckets.pop_first();
+            // The cached totals may include the dropped bucket, which could
+            // then no longer be subtracted: start over at the next snapshot.
+            self.cache = None;
+        }
+    }
+
+    fn snapshot(&mut self, now: OffsetDateTime, hours: u32) -> WindowStats {
+        let (first, last) = (first_bucket(now, hours), bucket_of(now));
+        let totals = match self.cache.take() {
+            Some((h, f, l, mut totals))
+                if h == hours && f <= first && l <= last && first <= l + 1 =>
+            {
+                // BTreeMap::range panics on an inverted range, so only ask
+                // for the buckets that moved in or out.
+                if f < first {
+                    for (_, b) in self.buckets.range(f..first) {
+                        add_bucket(&mut totals, b, -1.0);
+                    }
+                }
+                if l < last {
+                    for (_, b) in self.buckets.range(l + 1..=last) {
+                        add_bucket(&mut totals, b, 1.0);
+                    }
+                }
+                totals.retain(|_, c| c.decisions > 0);
+                totals
+            }
+            _ => {
+                let mut totals = Bucket::new();
+                for (_, b) in self.buckets.range(first..=last) {
+                    add_bucket(&mut totals, b, 1.0);
+                }
+                totals
+            }
+        };
+        let stats = WindowStats {
+            cells: totals.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+        };
+        self.cache = Some((hours, first, last, totals));
+        stats
+    }
 }
 
 #[derive(Default)]
@@ -38,9 +133,10 @@ struct Inner {
     decisions: HashMap<Uuid, Decision>,
     ledgers: HashMap<CustomerId, VecDeque<(OffsetDateTime, f64)>>,
     spend: BTreeMap<Date, (f64, u64)>,
-    events: VecDeque<Event>,
-    /// Longest window any commit asked for; events older than it are dropped.
-    max_window: Duration,
+    window: Window,
+    recent: VecDeque<(OffsetDateTime, InteractionInput)>,
+    policy: Option<Policy>,
+    history: VecDeque<PolicyChange>,
     /// Longest per-customer cap window seen; older ledger entries are dropped.
     max_cap_window: Duration,
     commits: u64,
@@ -60,16 +156,10 @@ impl Inner {
                 break;
             }
             let (_, id) = self.expiry.pop_front().expect("front exists");
-            if let Some(rec) = self.idempotency.get(&id) {
-                if rec.expires <= now {
-                    let rec = self.idempotency.remove(&id).expect("present");
-                    self.decisions.remove(&rec.decision_id);
-                }
+            if self.idempotency.get(&id).is_some_and(|r| r.expires <= now) {
+                let rec = self.idempotency.remove(&id).expect("present");
+                self.decisions.remove(&rec.decision_id);
             }
-        }
-        let horizon = now - self.max_window;
-        while self.events.front().is_some_and(|e| e.at < horizon) {
-            self.events.pop_front();
         }
         while self.spend.len() > SPEND_DAYS_KEPT {
             self.spend.pop_first();
@@ -80,6 +170,12 @@ impl Inner {
             self.ledgers
                 .retain(|_, l| l.back().is_some_and(|(at, _)| *at > since));
         }
+    }
+
+    fn record_change(&mut self, change: &PolicyChange) {
+        self.policy = Some(change.policy.clone());
+        self.history.push_front(change.clone());
+        self.history.truncate(POLICY_HISTORY_KEPT);
     }
 }
 
@@ -99,7 +195,7 @@ impl MemoryStore {
         self.inner.lock().idempotency.len()
     }
 
-    /// Sum of all ledger entries (for invariant checks in tests).
+    /// Count and sum of the ledger entries held (for invariant checks).
     pub fn ledger_total(&self) -> (u64, f64) {
         let inner = self.inner.lock();
         inner
@@ -114,11 +210,6 @@ impl MemoryStore {
 impl Store for MemoryStore {
     async fn commit(&self, c: Commit) -> Result<CommitOutcome, StoreError> {
         let mut inner = self.inner.lock();
-        inner.max_window = inner.max_window.max(c.window);
-        if let Some(g) = &c.grant {
-            let cap_window = Duration::days(i64::from(g.caps.window_days));
-            inner.max_cap_window = inner.max_cap_window.max(cap_window);
-        }
         inner.prune(c.now);
 
         if let Some(rec) = inner.idempotency.get(&c.interaction_id) {
@@ -134,11 +225,13 @@ impl Store for MemoryStore {
         }
 
         let day = c.now.date();
-        let band = band_of(&c);
         let (decision, granted_value) = match &c.grant {
             None => (c.granted, None),
             Some(g) => {
-                let since = c.now - Duration::days(i64::from(g.caps.window_days));
+                let cap_window = Duration::days(i64::from(g.caps.window_days));
+                inner.max_cap_window = inner.max_cap_window.max(cap_window);
+                let since = c.now - cap_window;
+                let (spent, _) = inner.spend.get(&day).copied().unwrap_or((0.0, 0));
                 let ledger = inner.ledgers.entry(c.customer_id.clone()).or_default();
                 while ledger.front().is_some_and(|(at, _)| *at <= since) {
                     ledger.pop_front();
@@ -146,7 +239,6 @@ impl Store for MemoryStore {
                 let (count, value) = ledger
                     .iter()
                     .fold((0u32, 0.0), |(n, s), (_, v)| (n + 1, s + v));
-                let (spent, _) = inner.spend.get(&day).copied().unwrap_or((0.0, 0));
                 if count >= g.caps.perks_per_customer
                     || value + g.value > g.caps.max_value_per_customer
                 {
@@ -175,11 +267,11 @@ impl Store for MemoryStore {
         {
             inner.ledgers.remove(&c.customer_id);
         }
-        inner.events.push_back(Event {
-            at: c.now,
-            band,
-            value: granted_value.unwrap_or(0.0),
-        });
+        inner
+            .window
+            .record(c.now, c.window_hours, &c.cells, granted_value);
+        inner.recent.push_front((c.now, c.input));
+        inner.recent.truncate(RECENT_INTERACTIONS_KEPT);
         let expires = c.now + IDEMPOTENCY_TTL;
         inner.idempotency.insert(
             c.interaction_id.clone(),
@@ -199,22 +291,68 @@ impl Store for MemoryStore {
     async fn window_stats(
         &self,
         now: OffsetDateTime,
-        window: Duration,
+        hours: u32,
     ) -> Result<WindowStats, StoreError> {
+        Ok(self.inner.lock().window.snapshot(now, hours))
+    }
+
+    async fn recent_interactions(
+        &self,
+        since: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<InteractionInput>, StoreError> {
         let inner = self.inner.lock();
-        let horizon = now - window;
-        let mut peers = [(0u64, 0.0f64); DESERVINGNESS_BANDS];
-        for e in inner.events.iter().rev() {
-            if e.at < horizon {
-                break;
+        Ok(inner
+            .recent
+            .iter()
+            .take_while(|(at, _)| *at >= since)
+            .take(limit)
+            .map(|(_, i)| i.clone())
+            .collect())
+    }
+
+    async fn seed_policy(&self, policy: &Policy, at: OffsetDateTime) -> Result<Policy, StoreError> {
+        let mut inner = self.inner.lock();
+        match &inner.policy {
+            Some(stored) if stored.version >= policy.version => Ok(stored.clone()),
+            stored => {
+                let change = PolicyChange {
+                    version: policy.version,
+                    previous_version: stored.as_ref().map(|p| p.version).unwrap_or(0),
+                    actor: "startup".into(),
+                    at,
+                    changes: stored.as_ref().map(|s| diff(s, policy)).unwrap_or_default(),
+                    policy: policy.clone(),
+                };
+                inner.record_change(&change);
+                Ok(policy.clone())
             }
-            if e.at > now {
-                continue;
-            }
-            peers[e.band].0 += 1;
-            peers[e.band].1 += e.value;
         }
-        Ok(WindowStats { peers })
+    }
+
+    async fn replace_policy(&self, change: &PolicyChange) -> Result<bool, StoreError> {
+        let mut inner = self.inner.lock();
+        let current = inner.policy.as_ref().map(|p| p.version).unwrap_or(0);
+        if current != change.previous_version {
+            return Ok(false);
+        }
+        inner.record_change(change);
+        Ok(true)
+    }
+
+    async fn stored_policy(&self) -> Result<Option<Policy>, StoreError> {
+        Ok(self.inner.lock().policy.clone())
+    }
+
+    async fn policy_history(&self, limit: usize) -> Result<Vec<PolicyChange>, StoreError> {
+        Ok(self
+            .inner
+            .lock()
+            .history
+            .iter()
+            .take(limit)
+            .cloned()
+            .collect())
     }
 
     async fn decision(&self, id: Uuid) -> Result<Option<Decision>, StoreError> {

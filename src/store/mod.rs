@@ -18,9 +18,10 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::domain::decision::Decision;
-use crate::domain::policy::Caps;
+use crate::domain::interaction::InteractionInput;
+use crate::domain::policy::{Caps, Policy, PolicyChange};
 use crate::domain::validation::{CustomerId, InteractionId};
-use crate::domain::window::{deservingness_band, WindowStats};
+use crate::domain::window::{Cell, WindowStats};
 
 /// SHA-256 of the canonical request body, compared on idempotent replays.
 pub type BodyHash = [u8; 32];
@@ -46,9 +47,12 @@ pub struct Commit {
     pub customer_id: CustomerId,
     pub body_hash: BodyHash,
     pub now: OffsetDateTime,
-    /// The rolling window the decision counts in (for peer norms).
-    pub window: time::Duration,
-    pub deservingness: f64,
+    /// The window counters this decision counts in (one hour bucket of `now`).
+    pub cells: Vec<Cell>,
+    /// How long the counters must be kept: the policy's window.
+    pub window_hours: u32,
+    /// The request, kept for what-if replays of the recent window.
+    pub input: InteractionInput,
     /// `None`: no gesture requested, `granted` is the only answer.
     pub grant: Option<GrantRequest>,
     /// The answer when the gesture is granted (or none was requested).
@@ -97,12 +101,37 @@ pub trait Store: Send + Sync {
     /// chosen answer, the ledger entry and window counters, and return it.
     async fn commit(&self, commit: Commit) -> Result<CommitOutcome, StoreError>;
 
-    /// Peer statistics over the window ending at `now`.
+    /// Counters over the window of `hours` ending at `now` (see
+    /// `domain::window` for the bucket semantics every store shares).
     async fn window_stats(
         &self,
         now: OffsetDateTime,
-        window: time::Duration,
+        hours: u32,
     ) -> Result<WindowStats, StoreError>;
+
+    /// The interactions decided since `since`, most recent first, at most `limit`.
+    async fn recent_interactions(
+        &self,
+        since: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<InteractionInput>, StoreError>;
+
+    /// Makes `policy` the shared policy unless a policy with the same or a
+    /// higher version is already stored; returns the policy in force. This is
+    /// how a replica starting with a policy file joins the others.
+    async fn seed_policy(&self, policy: &Policy, at: OffsetDateTime) -> Result<Policy, StoreError>;
+
+    /// Compare-and-set: replaces the stored policy with `change.policy` only
+    /// if the stored version is still `change.previous_version`, appending
+    /// `change` to the audit log in the same step. `Ok(false)`: another
+    /// writer got there first.
+    async fn replace_policy(&self, change: &PolicyChange) -> Result<bool, StoreError>;
+
+    /// The policy in force (as stored), if any.
+    async fn stored_policy(&self) -> Result<Option<Policy>, StoreError>;
+
+    /// The audit log, most recent first, at most `limit` entries.
+    async fn policy_history(&self, limit: usize) -> Result<Vec<PolicyChange>, StoreError>;
 
     /// A recorded decision by its id.
     async fn decision(&self, id: Uuid) -> Result<Option<Decision>, StoreError>;
@@ -117,10 +146,11 @@ pub trait Store: Send + Sync {
     fn kind(&self) -> &'static str;
 }
 
-/// The band used to aggregate peer norms for a commit.
-pub fn band_of(commit: &Commit) -> usize {
-    deservingness_band(commit.deservingness)
-}
+/// How many recent interactions are kept for what-if replays.
+pub const RECENT_INTERACTIONS_KEPT: usize = 10_000;
+
+/// How many policy changes the audit log keeps.
+pub const POLICY_HISTORY_KEPT: usize = 1000;
 
 /// How long idempotency records are kept (Stripe keeps keys at least 24 h).
 pub const IDEMPOTENCY_TTL: time::Duration = time::Duration::hours(48);
