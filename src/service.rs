@@ -18,12 +18,14 @@ use crate::domain::decide::{self, Inputs, Refusal, Stamp};
 use crate::domain::decision::Decision;
 use crate::domain::interaction::{Interaction, InteractionInput};
 use crate::domain::outcome::{OutcomeModel, RulesOutcome};
-use crate::domain::policy::Policy;
+use crate::domain::policy::{diff, Policy, PolicyChange};
 use crate::domain::sentiment::{SentimentModel, VaderScorer};
+use crate::domain::validation::ValidationError;
 use crate::domain::window::{cells_for, WindowStats};
 use crate::store::{body_hash, Commit, CommitOutcome, GrantRequest, Store, StoreError};
 
 /// The models a decision uses, loaded together and versioned together.
+#[derive(Clone)]
 pub struct Models {
     pub sentiment: Arc<dyn SentimentModel>,
     pub outcome: Arc<dyn OutcomeModel>,
@@ -49,15 +51,25 @@ impl Models {
 pub enum ServiceError {
     #[error("interaction {0} was already decided with a different body")]
     IdempotencyMismatch(String),
+    #[error("the policy has {} invalid field(s)", .0.len())]
+    InvalidPolicy(Vec<ValidationError>),
+    #[error("the policy is based on version {based_on}, but {current} is in force")]
+    VersionConflict { based_on: u32, current: u32 },
+    #[error("{0:?} is not an audited attribute")]
+    UnknownAttribute(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
-/// Whether a decision was new or a replay.
+/// Whether a decision was new or a replay, and how it was valued.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Decided {
     pub decision: Decision,
     pub replayed: bool,
+    /// Utility and justice cost of the action taken (currency units), as
+    /// valued by this request's plan.
+    pub utility: f64,
+    pub justice_cost: f64,
 }
 
 /// The decision service.
@@ -114,6 +126,74 @@ impl DecisionService {
         self.policy.store(Arc::new(policy));
     }
 
+    /// Validates and applies a new policy document edited from `proposed.version`,
+    /// which must be the version in force (optimistic concurrency: an edit of
+    /// a stale version is refused rather than silently overwriting someone
+    /// else's change). The new document gets the next version and is recorded
+    /// with who changed what in the same atomic store step.
+    pub async fn replace_policy(
+        &self,
+        mut proposed: Policy,
+        actor: &str,
+    ) -> Result<PolicyChange, ServiceError> {
+        proposed.validate().map_err(ServiceError::InvalidPolicy)?;
+        let current = self.policy.load_full();
+        if proposed.version != current.version {
+            return Err(ServiceError::VersionConflict {
+                based_on: proposed.version,
+                current: current.version,
+            });
+        }
+        proposed.version = current.version + 1;
+        let change = PolicyChange {
+            version: proposed.version,
+            previous_version: current.version,
+            actor: actor.to_string(),
+            at: self.clock.now(),
+            changes: diff(&current, &proposed),
+            policy: proposed,
+        };
+        if !self
+            .with_deadline(self.store.replace_policy(&change))
+            .await?
+        {
+            // Another replica applied a change first: adopt it, refuse ours.
+            let stored = self.with_deadline(self.store.stored_policy()).await?;
+            let newer = stored
+                .as_ref()
+                .map(|p| p.version)
+                .unwrap_or(current.version);
+            if let Some(p) = stored {
+                self.set_policy(p);
+            }
+            return Err(ServiceError::VersionConflict {
+                based_on: change.previous_version,
+                current: newer,
+            });
+        }
+        self.set_policy(change.policy.clone());
+        tracing::info!(
+            actor,
+            version = change.version,
+            changed = change.changes.len(),
+            "policy replaced"
+        );
+        Ok(change)
+    }
+
+    /// The window counters of the policy in force, now.
+    pub async fn window_stats(&self) -> Result<WindowStats, ServiceError> {
+        let hours = self.policy.load().fairness.window_hours;
+        Ok(self
+            .with_deadline(self.store.window_stats(self.clock.now(), hours))
+            .await?)
+    }
+
+    /// The policy audit log, most recent first.
+    pub async fn policy_history(&self, limit: usize) -> Result<Vec<PolicyChange>, ServiceError> {
+        Ok(self.with_deadline(self.store.policy_history(limit)).await?)
+    }
+
     /// Joins the shared policy: seeds the store with this replica's policy
     /// unless an equal or newer version is stored, and adopts what is in
     /// force. Called at start.
@@ -128,6 +208,24 @@ impl DecisionService {
             self.set_policy(in_force);
         }
         Ok(())
+    }
+
+    /// Follows the shared policy: adopts the stored policy when its version
+    /// is newer than the active one (another replica changed it). Returns
+    /// whether it changed anything.
+    pub async fn refresh_policy(&self) -> Result<bool, StoreError> {
+        let stored = self.with_deadline(self.store.stored_policy()).await?;
+        match stored {
+            Some(p) if p.version > self.policy.load().version => {
+                tracing::info!(version = p.version, "adopting the shared policy");
+                self.set_policy(p);
+                Ok(true)
+            }
+            Some(_) => Ok(false),
+            None => Err(StoreError::Unavailable(
+                "the shared store holds no policy (emptied?)".into(),
+            )),
+        }
     }
 
     async fn with_deadline<T>(
@@ -189,6 +287,9 @@ impl DecisionService {
             caps: policy.caps.clone(),
             daily_budget: policy.budget.daily,
         });
+        // What-if replays need a time for every interaction.
+        let mut recorded = input.clone();
+        recorded.occurred_at.get_or_insert(now);
         let commit = Commit {
             interaction_id: interaction.id.clone(),
             customer_id: interaction.customer.id.clone(),
@@ -197,25 +298,29 @@ impl DecisionService {
             cells: cells_for(
                 &interaction.customer.attributes,
                 &policy.fairness.group_attributes,
+                policy.fairness.severity_bands,
                 plan.scores.severity,
                 plan.scores.deservingness,
             ),
             window_hours: hours,
-            input: input.clone(),
+            input: recorded,
             grant,
             granted: plan.render(&policy, &stamp, None),
             refused_by_cap: plan.render(&policy, &stamp, Some(Refusal::PerCustomerCap)),
             refused_by_budget: plan.render(&policy, &stamp, Some(Refusal::Budget)),
         };
+        let decided = |decision: Decision, replayed: bool| {
+            let choice = plan.choice_of(&decision);
+            Decided {
+                utility: choice.utility,
+                justice_cost: choice.justice_cost,
+                decision,
+                replayed,
+            }
+        };
         match self.with_deadline(self.store.commit(commit)).await {
-            Ok(CommitOutcome::Recorded(decision)) => Ok(Decided {
-                decision,
-                replayed: false,
-            }),
-            Ok(CommitOutcome::Replayed(decision)) => Ok(Decided {
-                decision,
-                replayed: true,
-            }),
+            Ok(CommitOutcome::Recorded(decision)) => Ok(decided(decision, false)),
+            Ok(CommitOutcome::Replayed(decision)) => Ok(decided(decision, true)),
             Ok(CommitOutcome::Mismatch) => Err(ServiceError::IdempotencyMismatch(
                 interaction.id.to_string(),
             )),
@@ -224,11 +329,44 @@ impl DecisionService {
                 // is promised; replaying the interaction id later returns
                 // whatever was recorded, if anything was.
                 tracing::warn!(error = %e, interaction_id = %interaction.id, "store unavailable: decision failed closed");
-                Ok(Decided {
-                    decision: plan.render(&policy, &stamp, Some(Refusal::Unavailable)),
-                    replayed: false,
-                })
+                Ok(decided(
+                    plan.render(&policy, &stamp, Some(Refusal::Unavailable)),
+                    false,
+                ))
             }
+        }
+    }
+}
+
+/// Keeps a replica on the shared policy: until the first successful seed
+/// (the store was down at start) it retries [`DecisionService::sync_policy`];
+/// afterwards it adopts newer stored versions every `every`. It never
+/// re-seeds a store that lost its policy (Redis emptied): perks then stay
+/// refused until an operator restarts a replica, after reconciling.
+pub async fn follow_shared_policy(service: Arc<DecisionService>, seeded: bool, every: StdDuration) {
+    let mut seeded = seeded;
+    let mut missing_reported = false;
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if !seeded {
+            match service.sync_policy().await {
+                Ok(()) => {
+                    tracing::info!("the shared store answers: joined the shared policy");
+                    seeded = true;
+                }
+                Err(e) => tracing::debug!(error = %e, "shared store still unavailable"),
+            }
+            continue;
+        }
+        match service.refresh_policy().await {
+            Ok(_) => missing_reported = false,
+            Err(e) if !missing_reported => {
+                tracing::warn!(error = %e, "cannot read the shared policy");
+                missing_reported = true;
+            }
+            Err(_) => {}
         }
     }
 }

@@ -13,6 +13,8 @@ use crate::clock::SystemClock;
 use crate::domain::policy::Policy;
 use crate::service::{DecisionService, Models};
 use crate::store::memory::MemoryStore;
+use crate::store::redis::{RedisConfig, RedisStore, RedisUrl};
+use crate::store::Store;
 
 /// Default policy path, relative to the working directory.
 pub const DEFAULT_POLICY: &str = "config/policy.toml";
@@ -52,9 +54,17 @@ pub struct ServeArgs {
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "FAIRTREAT_WORKERS")]
     pub workers: Option<usize>,
-    /// Redis URL; switches the store to Redis. Not available yet in this build.
+    /// Redis URL; switches the store to Redis: `redis://[user:password@]host:port`,
+    /// or `redis+cluster://host:port[,host:port…]` (or several comma-separated
+    /// URLs) for a Redis Cluster. Never logged.
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
-    pub redis_url: Option<String>,
+    pub redis_url: Option<RedisUrl>,
+    /// First part of every Redis key (an ACL can then be limited to `~<prefix>:*`).
+    #[arg(long, env = "FAIRTREAT_REDIS_PREFIX", default_value = "ft")]
+    pub redis_prefix: String,
+    /// Customer shards (Redis hash tags). Fixed for the life of the data.
+    #[arg(long, env = "FAIRTREAT_REDIS_SHARDS", default_value_t = 16)]
+    pub redis_shards: u16,
 }
 
 impl Default for ServeArgs {
@@ -66,7 +76,12 @@ impl Default for ServeArgs {
             workers: std::env::var("FAIRTREAT_WORKERS")
                 .ok()
                 .and_then(|w| w.parse().ok()),
-            redis_url: std::env::var("REDIS_URL").ok(),
+            redis_url: std::env::var("REDIS_URL").ok().map(RedisUrl::new),
+            redis_prefix: std::env::var("FAIRTREAT_REDIS_PREFIX").unwrap_or_else(|_| "ft".into()),
+            redis_shards: std::env::var("FAIRTREAT_REDIS_SHARDS")
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(16),
         }
     }
 }
@@ -110,22 +125,50 @@ pub fn load_models(dir: Option<&Path>) -> anyhow::Result<Models> {
 
 /// `fairtreat serve`.
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    if args.redis_url.is_some() {
-        anyhow::bail!("REDIS_URL is set, but this build has no Redis store yet: unset it to run on the embedded store");
-    }
     let policy = load_policy(args.policy.as_deref())?;
     let models = load_models(args.models.as_deref())?;
+    let store: Arc<dyn Store> = match &args.redis_url {
+        Some(url) => {
+            let mut cfg = RedisConfig::new(url.clone());
+            cfg.prefix = args.redis_prefix.clone();
+            cfg.shards = args.redis_shards;
+            // Lazy: no connection yet, so a replica starts even while Redis is down.
+            Arc::new(RedisStore::connect(cfg)?)
+        }
+        None => Arc::new(MemoryStore::new()),
+    };
+    let shared = args.redis_url.is_some();
     let service = Arc::new(DecisionService::new(
         policy,
         models,
-        Arc::new(MemoryStore::new()),
+        store.clone(),
         Arc::new(SystemClock),
     ));
-    service.sync_policy().await?;
-    let (server, addr) = crate::http::start(service.clone(), &args.bind, args.workers)?;
+    let seeded = match service.sync_policy().await {
+        Ok(()) => true,
+        Err(e) if shared => {
+            tracing::warn!(error = %e, "the shared store is unavailable at start: decisions fail closed (no perks) until it answers");
+            false
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if shared {
+        tokio::spawn(crate::service::follow_shared_policy(
+            service.clone(),
+            seeded,
+            std::time::Duration::from_secs(1),
+        ));
+    }
+    let admin = crate::http::auth::AdminKeys::from_env()?;
+    if admin.is_empty() {
+        tracing::warn!(
+            "no FAIRTREAT_ADMIN_KEY configured: admin calls (policy and model changes) are refused"
+        );
+    }
+    let (server, addr) = crate::http::start_with(service.clone(), admin, &args.bind, args.workers)?;
     tracing::info!(
         %addr,
-        store = "memory",
+        store = store.kind(),
         policy_version = service.policy().version,
         model_version = %service.models().version(),
         "fairtreat listening"

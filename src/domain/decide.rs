@@ -62,6 +62,8 @@ pub struct Choice {
     pub propensity: f64,
     pub explored: bool,
     pub utility: f64,
+    /// The justice cost inside `utility` (visible inequity, currency units).
+    pub justice_cost: f64,
 }
 
 /// The outcome of arbitration, before the store applies caps and budget.
@@ -261,6 +263,7 @@ fn explore(pool: &[&Candidate], epsilon: f64, draws: (f64, f64)) -> Choice {
         propensity,
         explored,
         utility: pick.utility,
+        justice_cost: pick.justice_cost,
     }
 }
 
@@ -299,7 +302,7 @@ pub fn parity(
     if !f.enforce_parity {
         return ParityVerdict::Neutral;
     }
-    let band = SeverityBand::of(severity);
+    let band = SeverityBand::of(severity, f.severity_bands);
     let mut boost = None;
     for attribute in &f.group_attributes {
         let mine = attributes
@@ -550,6 +553,17 @@ impl Plan {
     /// The gesture the store is asked to grant, if any.
     pub fn requested_gesture(&self) -> Option<(GestureKind, f64)> {
         self.primary.gesture
+    }
+
+    /// The choice a rendered decision carries out (the primary one, or the
+    /// fallback when a gesture was refused).
+    pub fn choice_of(&self, decision: &Decision) -> &Choice {
+        let gesture = decision.gesture.as_ref().map(|g| (g.kind, g.value));
+        if decision.action == self.primary.action && gesture == self.primary.gesture {
+            &self.primary
+        } else {
+            &self.fallback
+        }
     }
 
     /// Renders the decision the client receives, given what the store

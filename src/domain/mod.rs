@@ -9,6 +9,7 @@ pub mod fairness;
 pub mod interaction;
 pub mod outcome;
 pub mod policy;
+pub mod report;
 pub mod scoring;
 pub mod sentiment;
 pub mod validation;

@@ -48,6 +48,13 @@ pub struct Fairness {
     pub min_group_samples: u32,
     /// Weight of the visible-inequity cost in the utility.
     pub justice_weight: f64,
+    /// Severity edges of the low / medium / high bands parity is compared
+    /// within. Align the low band with where the catalogue's gestures start
+    /// (their lowest `min_severity`): a band that mixes cases no perk is
+    /// eligible for with a sliver of eligible ones has rates made of a
+    /// handful of perks, which no rule can even out.
+    #[serde(default = "default_bands")]
+    pub severity_bands: [f64; 2],
     /// Whether conditional parity changes decisions (`false`: only reported).
     #[serde(default = "yes")]
     pub enforce_parity: bool,
@@ -55,6 +62,10 @@ pub struct Fairness {
 
 fn yes() -> bool {
     true
+}
+
+fn default_bands() -> [f64; 2] {
+    [0.35, 0.7]
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -285,6 +296,12 @@ impl Policy {
             "must be between 1 and 8784",
         );
         e.finite_non_negative("fairness.justice_weight", f.justice_weight);
+        let [lo, hi] = f.severity_bands;
+        e.check(
+            lo.is_finite() && hi.is_finite() && 0.0 < lo && lo < hi && hi < 1.0,
+            "fairness.severity_bands",
+            "must be two increasing edges strictly between 0 and 1",
+        );
         let mut seen = HashSet::new();
         for (i, a) in f.group_attributes.iter().enumerate() {
             e.check(

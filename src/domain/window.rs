@@ -41,11 +41,12 @@ impl SeverityBand {
     pub const ALL: [SeverityBand; 3] =
         [SeverityBand::Low, SeverityBand::Medium, SeverityBand::High];
 
-    /// Low below 0.4, medium below 0.7, high from 0.7.
-    pub fn of(severity: f64) -> Self {
-        if severity < 0.4 {
+    /// Low below `edges[0]`, medium below `edges[1]`, high from `edges[1]`
+    /// (`fairness.severity_bands` of the policy).
+    pub fn of(severity: f64, edges: [f64; 2]) -> Self {
+        if severity < edges[0] {
             SeverityBand::Low
-        } else if severity < 0.7 {
+        } else if severity < edges[1] {
             SeverityBand::Medium
         } else {
             SeverityBand::High
@@ -117,10 +118,11 @@ pub fn first_bucket(now: OffsetDateTime, hours: u32) -> i64 {
 pub fn cells_for(
     attributes: &BTreeMap<String, String>,
     audited: &[String],
+    edges: [f64; 2],
     severity: f64,
     deservingness: f64,
 ) -> Vec<Cell> {
-    let band = SeverityBand::of(severity);
+    let band = SeverityBand::of(severity, edges);
     let mut cells = vec![Cell::Peer {
         band: deservingness_band(deservingness) as u8,
     }];
@@ -201,9 +203,10 @@ mod tests {
         assert_eq!(deservingness_band(0.199), 0);
         assert_eq!(deservingness_band(0.2), 1);
         assert_eq!(deservingness_band(1.0), DESERVINGNESS_BANDS - 1);
-        assert_eq!(SeverityBand::of(0.39), SeverityBand::Low);
-        assert_eq!(SeverityBand::of(0.4), SeverityBand::Medium);
-        assert_eq!(SeverityBand::of(0.7), SeverityBand::High);
+        let edges = [0.35, 0.7];
+        assert_eq!(SeverityBand::of(0.3499, edges), SeverityBand::Low);
+        assert_eq!(SeverityBand::of(0.35, edges), SeverityBand::Medium);
+        assert_eq!(SeverityBand::of(0.7, edges), SeverityBand::High);
     }
 
     #[test]
@@ -237,7 +240,13 @@ mod tests {
 
     #[test]
     fn customers_without_an_audited_attribute_count_as_unknown() {
-        let cells = cells_for(&BTreeMap::new(), &["tier".to_string()], 0.8, 0.5);
+        let cells = cells_for(
+            &BTreeMap::new(),
+            &["tier".to_string()],
+            [0.35, 0.7],
+            0.8,
+            0.5,
+        );
         assert!(cells.contains(&Cell::Group {
             attribute: "tier".into(),
             group: UNKNOWN_GROUP.into(),

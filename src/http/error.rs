@@ -23,6 +23,16 @@ pub struct ErrorDetail {
     /// Dotted path of the offending field, when one is to blame.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// Every invalid field, when a whole document was checked.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<FieldError>,
+}
+
+/// One invalid field of a document.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
 }
 
 /// Every error response.
@@ -41,6 +51,10 @@ pub enum ApiError {
     },
     #[error("{0}")]
     InvalidField(ValidationError),
+    #[error("the document has {} invalid field(s)", .0.len())]
+    InvalidDocument(Vec<ValidationError>),
+    #[error("the document is based on version {based_on}, but version {current} is in force: reload and apply again")]
+    VersionConflict { based_on: u32, current: u32 },
     #[error("the content type must be application/json")]
     UnsupportedMediaType,
     #[error("the body is larger than {limit} bytes")]
@@ -53,6 +67,8 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("missing or invalid credentials")]
     Unauthorized,
+    #[error("credentials must be sent in the Authorization header, never in the query string")]
+    CredentialsInQuery,
     #[error("the credentials do not allow this")]
     Forbidden,
     #[error("service unavailable: {0}")]
@@ -74,6 +90,14 @@ impl ApiError {
                 "invalid_field",
                 (!e.field.is_empty()).then_some(e.field.as_str()),
             ),
+            ApiError::InvalidDocument(errors) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_field",
+                errors.first().map(|e| e.field.as_str()),
+            ),
+            ApiError::VersionConflict { .. } => {
+                (StatusCode::CONFLICT, "version_conflict", Some("version"))
+            }
             ApiError::UnsupportedMediaType => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
@@ -92,6 +116,7 @@ impl ApiError {
                 (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", None)
             }
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", None),
+            ApiError::CredentialsInQuery => (StatusCode::BAD_REQUEST, "credentials_in_query", None),
             ApiError::Forbidden => (StatusCode::FORBIDDEN, "forbidden", None),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", None),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", None),
@@ -105,11 +130,22 @@ impl ApiError {
             ApiError::Internal(_) => "internal error".to_string(),
             other => other.to_string(),
         };
+        let details = match self {
+            ApiError::InvalidDocument(errors) => errors
+                .iter()
+                .map(|e| FieldError {
+                    field: e.field.clone(),
+                    message: e.message.clone(),
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
         ErrorBody {
             error: ErrorDetail {
                 code: code.to_string(),
                 message,
                 field: field.map(str::to_string),
+                details,
             },
         }
     }
@@ -129,6 +165,9 @@ impl ResponseError for ApiError {
         if status == StatusCode::SERVICE_UNAVAILABLE {
             resp.insert_header(("Retry-After", "1"));
         }
+        if status == StatusCode::UNAUTHORIZED {
+            resp.insert_header(("WWW-Authenticate", "Bearer"));
+        }
         resp.json(self.body())
     }
 }
@@ -143,6 +182,14 @@ impl From<ServiceError> for ApiError {
     fn from(e: ServiceError) -> Self {
         match e {
             ServiceError::IdempotencyMismatch(id) => ApiError::IdempotencyMismatch(id),
+            ServiceError::InvalidPolicy(errors) => ApiError::InvalidDocument(errors),
+            ServiceError::VersionConflict { based_on, current } => {
+                ApiError::VersionConflict { based_on, current }
+            }
+            ServiceError::UnknownAttribute(a) => ApiError::InvalidField(ValidationError::new(
+                "attribute",
+                format!("{a:?} is not an audited attribute (fairness.group_attributes)"),
+            )),
             ServiceError::Store(StoreError::Unavailable(m)) => ApiError::Unavailable(m),
             ServiceError::Store(StoreError::Corrupt(m)) => ApiError::Internal(m),
         }

@@ -4,11 +4,13 @@
 //! table (tests enumerate it); [`start`] binds a server and returns its real
 //! address, so tests start the app on port 0.
 
+pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod handlers;
 pub mod metrics;
 pub mod openapi;
+pub mod policy;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,12 +23,16 @@ use futures_util::FutureExt;
 use tracing::Span;
 use tracing_actix_web::{DefaultRootSpanBuilder, RootSpanBuilder, TracingLogger};
 
+use crate::domain::validation::ValidationError;
 use crate::service::DecisionService;
+use auth::{AdminKeys, Scope};
 use error::ApiError;
+use extract::BodyLimit;
 
 /// Shared state of every worker.
 pub struct AppState {
     pub service: Arc<DecisionService>,
+    pub admin: AdminKeys,
 }
 
 /// The routes: (method, path) pairs, for tests that must cover them all.
@@ -37,42 +43,44 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/readyz"),
     ("GET", "/metrics"),
     ("GET", "/openapi.json"),
+    ("GET", "/v1/policy"),
+    ("PUT", "/v1/policy"),
+    ("GET", "/v1/policy/history"),
+    ("POST", "/v1/policy/simulate"),
+    ("GET", "/v1/fairness/report"),
 ];
+
+/// Routes that need an admin key, with the scope each needs.
+pub const ADMIN_ROUTES: &[(&str, &str, Scope)] = &[("PUT", "/v1/policy", Scope::PolicyWrite)];
+
+/// Body limit of the what-if preview, which may carry many interactions.
+pub const SIMULATE_BODY_LIMIT: usize = 8 * 1024 * 1024;
 
 /// Mounts every route. Each resource answers other methods with 405, and
 /// unknown paths get 404, both as JSON error objects.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     let not_allowed = || web::to(handlers::method_not_allowed);
-    cfg.service(
-        web::resource("/v1/decisions")
-            .route(web::post().to(handlers::create_decision))
-            .default_service(not_allowed()),
-    )
-    .service(
-        web::resource("/v1/decisions/{decision_id}")
-            .route(web::get().to(handlers::get_decision))
-            .default_service(not_allowed()),
-    )
-    .service(
-        web::resource("/healthz")
-            .route(web::get().to(handlers::healthz))
-            .default_service(not_allowed()),
-    )
-    .service(
-        web::resource("/readyz")
-            .route(web::get().to(handlers::readyz))
-            .default_service(not_allowed()),
-    )
-    .service(
-        web::resource("/metrics")
-            .route(web::get().to(handlers::metrics_text))
-            .default_service(not_allowed()),
-    )
-    .service(
-        web::resource("/openapi.json")
-            .route(web::get().to(handlers::openapi_json))
-            .default_service(not_allowed()),
-    );
+    let resource = |path: &str| web::resource(path).default_service(not_allowed());
+    cfg.service(resource("/v1/decisions").route(web::post().to(handlers::create_decision)))
+        .service(
+            resource("/v1/decisions/{decision_id}").route(web::get().to(handlers::get_decision)),
+        )
+        .service(
+            resource("/v1/policy")
+                .route(web::get().to(policy::get_policy))
+                .route(web::put().to(policy::put_policy)),
+        )
+        .service(resource("/v1/policy/history").route(web::get().to(policy::policy_history)))
+        .service(
+            resource("/v1/policy/simulate")
+                .app_data(web::Data::new(BodyLimit(SIMULATE_BODY_LIMIT)))
+                .route(web::post().to(policy::simulate_policy)),
+        )
+        .service(resource("/v1/fairness/report").route(web::get().to(policy::report)))
+        .service(resource("/healthz").route(web::get().to(handlers::healthz)))
+        .service(resource("/readyz").route(web::get().to(handlers::readyz)))
+        .service(resource("/metrics").route(web::get().to(handlers::metrics_text)))
+        .service(resource("/openapi.json").route(web::get().to(handlers::openapi_json)));
 }
 
 /// Root span per request, with the ids handlers fill in.
@@ -131,6 +139,13 @@ pub fn app(
 > {
     App::new()
         .app_data(state)
+        .app_data(web::QueryConfig::default().error_handler(|err, _| {
+            ApiError::InvalidField(ValidationError::new("query", err.to_string())).into()
+        }))
+        .app_data(
+            web::PathConfig::default()
+                .error_handler(|err, _| ApiError::NotFound(err.to_string()).into()),
+        )
         .configure(configure)
         .default_service(web::to(handlers::not_found))
         .wrap(from_fn(catch_panic))
@@ -138,14 +153,24 @@ pub fn app(
         .wrap(TracingLogger::<RequestSpan>::new())
 }
 
-/// Binds the service and returns the server with its actual address.
+/// Binds the service without admin keys (admin calls refused).
 pub fn start(
     service: Arc<DecisionService>,
     bind: &str,
     workers: Option<usize>,
 ) -> std::io::Result<(Server, SocketAddr)> {
+    start_with(service, AdminKeys::none(), bind, workers)
+}
+
+/// Binds the service and returns the server with its actual address.
+pub fn start_with(
+    service: Arc<DecisionService>,
+    admin: AdminKeys,
+    bind: &str,
+    workers: Option<usize>,
+) -> std::io::Result<(Server, SocketAddr)> {
     metrics::handle();
-    let state = web::Data::new(AppState { service });
+    let state = web::Data::new(AppState { service, admin });
     let mut server = HttpServer::new(move || app(state.clone()))
         .client_request_timeout(std::time::Duration::from_secs(5))
         .shutdown_timeout(10);

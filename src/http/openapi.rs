@@ -3,7 +3,22 @@
 
 use utoipa::OpenApi;
 
-use super::handlers;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::Modify;
+
+use super::{handlers, policy};
+
+struct Bearer;
+
+impl Modify for Bearer {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
 
 #[derive(OpenApi)]
 #[openapi(
@@ -18,7 +33,13 @@ use super::handlers;
         handlers::readyz,
         handlers::metrics_text,
         handlers::openapi_json,
-    )
+        policy::get_policy,
+        policy::put_policy,
+        policy::policy_history,
+        policy::simulate_policy,
+        policy::report,
+    ),
+    modifiers(&Bearer)
 )]
 pub struct ApiDoc;
 

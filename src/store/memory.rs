@@ -332,7 +332,12 @@ impl Store for MemoryStore {
 
     async fn replace_policy(&self, change: &PolicyChange) -> Result<bool, StoreError> {
         let mut inner = self.inner.lock();
-        let current = inner.policy.as_ref().map(|p| p.version).unwrap_or(0);
+        // Nothing stored yet: nothing to conflict with.
+        let current = inner
+            .policy
+            .as_ref()
+            .map(|p| p.version)
+            .unwrap_or(change.previous_version);
         if current != change.previous_version {
             return Ok(false);
         }

@@ -11,6 +11,7 @@
 //! overspent" hold under concurrency and across replicas.
 
 pub mod memory;
+pub mod redis;
 
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
@@ -123,8 +124,8 @@ pub trait Store: Send + Sync {
 
     /// Compare-and-set: replaces the stored policy with `change.policy` only
     /// if the stored version is still `change.previous_version`, appending
-    /// `change` to the audit log in the same step. `Ok(false)`: another
-    /// writer got there first.
+    /// `change` to the audit log in the same step. When no policy is stored
+    /// yet the change is accepted. `Ok(false)`: another writer got there first.
     async fn replace_policy(&self, change: &PolicyChange) -> Result<bool, StoreError>;
 
     /// The policy in force (as stored), if any.

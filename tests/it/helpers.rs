@@ -6,10 +6,16 @@ use std::sync::Arc;
 
 use fairtreat::clock::ManualClock;
 use fairtreat::domain::policy::Policy;
+use fairtreat::http::auth::{AdminKeys, Scope};
 use fairtreat::service::{DecisionService, Models};
 use fairtreat::store::memory::MemoryStore;
 use serde_json::{json, Value};
 use time::macros::datetime;
+
+/// The admin key of test apps (every scope).
+pub const ADMIN_KEY: &str = "test-admin-key-0123456789";
+/// A key whose scopes do not include `policy:write`.
+pub const ANALYST_KEY: &str = "test-analyst-key-9876543210";
 
 pub struct TestApp {
     pub addr: SocketAddr,
@@ -41,13 +47,21 @@ impl TestApp {
         let svc = service.clone();
         std::thread::spawn(move || {
             actix_web::rt::System::new().block_on(async move {
+                let admin = AdminKeys::single(ADMIN_KEY).with_key(
+                    "analyst",
+                    ANALYST_KEY,
+                    &[Scope::ModelsWrite],
+                );
                 let (server, addr) =
-                    fairtreat::http::start(svc, "127.0.0.1:0", Some(2)).expect("bind port 0");
+                    fairtreat::http::start_with(svc, admin, "127.0.0.1:0", Some(2))
+                        .expect("bind port 0");
                 tx.send((addr, server.handle())).expect("test alive");
                 server.await
             })
         });
         let (addr, handle) = rx.recv().expect("server started");
+        // As `serve` does: seed the store with the policy in force.
+        service.sync_policy().await.expect("policy seeded");
         TestApp {
             addr,
             service,
@@ -96,6 +110,30 @@ impl TestApp {
             .unwrap_or("")
             .to_string();
         (status, ct, resp.text().await.expect("body"))
+    }
+
+    /// A request with optional bearer key; returns status and JSON body.
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let mut req = self.client.request(
+            reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+            self.url(path),
+        );
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.expect("body");
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
     pub async fn get(&self, path: &str) -> (u16, String) {

@@ -9,4 +9,6 @@ mod fairlearn_reference;
 mod helpers;
 mod obp_reference;
 mod openapi;
+mod parity;
+mod policy_api;
 mod vader_reference;

@@ -1,0 +1,117 @@
+//! Marketer controls: the policy, its history, the what-if preview and the
+//! fairness report.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::auth::Scope;
+use super::error::{ApiError, ErrorBody};
+use super::extract::JsonBody;
+use super::AppState;
+use crate::domain::interaction::InteractionInput;
+use crate::domain::policy::{Policy, PolicyChange};
+use crate::domain::report::{fairness_report, FairnessReport};
+use crate::service::ServiceError;
+use crate::whatif::{WhatIf, WhatIfError};
+
+/// The policy in force.
+#[utoipa::path(get, path = "/v1/policy", tag = "policy", responses((status = 200, body = Policy)))]
+pub async fn get_policy(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().json(state.service.policy().as_ref())
+}
+
+/// Replace the policy (admin key with `policy:write`).
+///
+/// The body is the whole document, edited from the version in force (its
+/// `version` must be that version); the new document gets the next version.
+#[utoipa::path(put, path = "/v1/policy", tag = "policy",
+    request_body = Policy,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Applied; the audit entry", body = PolicyChange),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 409, description = "Edited from an outdated version", body = ErrorBody),
+        (status = 422, description = "Invalid fields, all listed in `details`", body = ErrorBody),
+    ))]
+pub async fn put_policy(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    JsonBody(policy): JsonBody<Policy>,
+) -> Result<HttpResponse, ApiError> {
+    let actor = state.admin.authorize(&req, Scope::PolicyWrite)?;
+    let change = state.service.replace_policy(policy, &actor.0).await?;
+    Ok(HttpResponse::Ok().json(change))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct HistoryQuery {
+    /// Most entries to return (default 50, at most 1000).
+    pub limit: Option<usize>,
+}
+
+/// The policy audit log, most recent first: who changed what, when.
+#[utoipa::path(get, path = "/v1/policy/history", tag = "policy", params(HistoryQuery),
+    responses((status = 200, body = [PolicyChange])))]
+pub async fn policy_history(
+    state: web::Data<AppState>,
+    q: web::Query<HistoryQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = q.limit.unwrap_or(50).min(1000);
+    Ok(HttpResponse::Ok().json(state.service.policy_history(limit).await?))
+}
+
+/// A what-if request.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SimulateRequest {
+    /// The proposed policy (its `version` is not checked).
+    pub policy: Policy,
+    /// Interactions to replay; default: those of the current window.
+    #[serde(default)]
+    pub interactions: Option<Vec<InteractionInput>>,
+}
+
+/// Preview a policy: replay interactions under the policy in force and under
+/// the proposed one. Changes nothing.
+#[utoipa::path(post, path = "/v1/policy/simulate", tag = "policy",
+    request_body = SimulateRequest,
+    responses((status = 200, body = WhatIf), (status = 422, body = ErrorBody)))]
+pub async fn simulate_policy(
+    state: web::Data<AppState>,
+    JsonBody(req): JsonBody<SimulateRequest>,
+) -> Result<HttpResponse, ApiError> {
+    req.policy.validate().map_err(|errors| {
+        ApiError::InvalidDocument(errors.into_iter().map(|e| e.within("policy")).collect())
+    })?;
+    let result = state
+        .service
+        .what_if(&req.policy, req.interactions)
+        .await
+        .map_err(|e| match e {
+            WhatIfError::Invalid(v) => ApiError::InvalidField(v),
+            WhatIfError::Service(s) => ApiError::from(s),
+        })?;
+    Ok(HttpResponse::Ok().json(result))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ReportQuery {
+    /// An audited attribute (`fairness.group_attributes`), e.g. `tier`.
+    pub attribute: String,
+}
+
+/// The fairness report for one audited attribute over the current window.
+#[utoipa::path(get, path = "/v1/fairness/report", tag = "fairness", params(ReportQuery),
+    responses((status = 200, body = FairnessReport), (status = 422, body = ErrorBody)))]
+pub async fn report(
+    state: web::Data<AppState>,
+    q: web::Query<ReportQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let policy = state.service.policy();
+    if !policy.fairness.group_attributes.contains(&q.attribute) {
+        return Err(ServiceError::UnknownAttribute(q.attribute.clone()).into());
+    }
+    let stats = state.service.window_stats().await?;
+    Ok(HttpResponse::Ok().json(fairness_report(&policy, &stats, &q.attribute)))
+}

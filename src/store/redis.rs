@@ -1,0 +1,1462 @@
+//! The shared store: Redis or Redis Cluster, so any number of stateless
+//! replicas behave as one.
+//!
+//! # Why it is shaped like this
+//!
+//! **One script per decision.** Read-modify-write across round trips breaks
+//! both invariants under concurrency (TESTPLAN §0: a naive GET→check→SET
+//! granted 2.93× the budget and double-granted 16 rounds out of 20). So the
+//! whole state change of a decision — idempotency check, per-customer caps,
+//! budget, ledger, window counters, stored answer — is one `EVALSHA` of
+//! `lua/commit.lua`, which Redis runs atomically.
+//!
+//! **One slot per script.** Redis Cluster refuses scripts whose keys span
+//! slots, so every key a commit touches carries the same hash tag: the
+//! customer's *shard*, `{s<k>}` with `k = fnv1a64(customer_id) mod S`
+//! (S = [`RedisConfig::shards`], 16 by default). The idempotency scope is
+//! therefore (customer, interaction id): the customer is part of the
+//! request body, so a reused interaction id with another customer is also a
+//! body mismatch — except that it lands in another shard, where it is a new
+//! interaction. Sharding by customer (not by segment) keeps the per-customer
+//! ledger in the same atomic unit as the idempotency record.
+//!
+//! **The budget is the one global quantity.** It cannot live in every
+//! customer's slot, so it is split: each day has one *pool* key
+//! (`{meta}:pool:<day>`, opened with the policy's daily budget), and each
+//! shard holds an *allowance* leased from it. A commit spends only its
+//! shard's allowance, inside the script. When the allowance is short the
+//! store leases more (`lua/lease.lua`, one atomic decrement of the pool) and
+//! retries the commit once, depositing the lease inside the same script that
+//! spends it. A lease taken but never deposited (the process died between
+//! the two calls) is lost: the day under-spends, it never over-spends. When
+//! the pool runs dry, the shard returns what it still holds to the pool so
+//! other shards can use it. Leases are sized `max(need, daily / (4 S))`,
+//! rounded up to whole gestures, so at most a quarter of the day's budget is
+//! parked in shards at any time and the pool key — the only hot key — is
+//! touched about `4 S` times a day rather than once per grant.
+//!
+//! **Fail closed.** A missing pool is opened (SET-NX-like, inside the lease
+//! script, with the policy's daily value and the UTC date of the decision)
+//! only if the store holds a shared policy. An emptied store (Redis restarted
+//! without persistence) has none, so grants fail closed (degraded answers,
+//! `/readyz` 503) until a replica starts and re-seeds it — never "a full
+//! budget again" by accident. Any error or timeout is `Unavailable`, which
+//! the service turns into a degraded, perk-free answer; since a timed-out
+//! script may still have run, replaying the interaction id returns what was
+//! recorded.
+//!
+//! **Bounded waiting.** Connections are lazy (boot never blocks on Redis),
+//! `TCP_NODELAY` is on (redis-rs 1.8 defaults to Nagle), every command has a
+//! response timeout of about the service deadline, connects time out after
+//! 1 s, reconnect back-off is capped at 200 ms, and every store call is also
+//! wrapped in [`RedisConfig::op_timeout`] because commands issued while the
+//! connection manager reconnects wait on the reconnect, not on the response
+//! timeout.
+//!
+//! **Window snapshots are cached.** Counters are hourly hashes per shard, so
+//! an exact snapshot reads `S × window_hours` hashes. Serving does not do
+//! that per decision: a replica keeps a snapshot no older than
+//! [`RedisConfig::window_snapshot_ttl`] (500 ms by default), refreshed in the
+//! background, and buckets older than the previous hour are read once and
+//! kept (they no longer change). Peer norms are therefore up to that much
+//! stale on each replica; the counters themselves are exact. A TTL of zero
+//! reads exactly on every call (the contract tests use it).
+//!
+//! # Key layout
+//!
+//! `P` is [`RedisConfig::prefix`] (`ft`), `{s<k>}` the shard tag, `D` the
+//! UTC date (`2026-11-20`), `B` the hour bucket (`floor(unix / 3600)`).
+//! Amounts are integer thousandths of the currency unit.
+//!
+//! | key | type | content | TTL |
+//! |---|---|---|---|
+//! | `P:{s<k>}:idem:<interaction>` | hash | `h` body SHA-256, `d` decision id, `j` decision JSON | 48 h |
+//! | `P:{s<k>}:dec:<decision id>` | string | interaction id (lookup by decision id) | 48 h |
+//! | `P:{s<k>}:led:<customer>` | zset | grants in the cap window: `<decision id>:<value>` scored by time (ms) | cap window + 1 day |
+//! | `P:{s<k>}:allow:D` | hash | `a` allowance leased to the shard, `daily`, `ver` | 2 days |
+//! | `P:{s<k>}:spent:D` | hash | `v` value, `n` grants | 8 days |
+//! | `P:{s<k>}:grants:D` | list | the grant log: one JSON entry per grant | 35 days |
+//! | `P:{s<k>}:w:B` | hash | `d\|cell`, `p\|cell`, `v\|cell` counters | until the bucket leaves the window + 1 h |
+//! | `P:{s<k>}:recent` | list | recent interactions, newest first, capped | the window |
+//! | `P:{meta}:pool:D` | hash | `rem`, `total`, `ver`: the day's unleased budget | 8 days |
+//! | `P:{meta}:policy` | hash | `version`, `doc` | none (the configuration) |
+//! | `P:{meta}:policy:log` | list | audit log, newest first, 1000 entries | none (bounded by length) |
+//! | `P:{meta}:layout` | string | prefix and shard count | none (a few bytes) |
+//!
+//! Ids in keys are validated (`[A-Za-z0-9_.-]{1,128}` or a UUID), so they
+//! contain no `{`, `}` or `:`.
+//!
+//! **Time.** Days, hour buckets and cap windows use the decision's `now`
+//! (the service clock, UTC); TTLs are relative to it. Replicas must be
+//! NTP-synchronised: a replica whose clock is ahead opens the next day's pool
+//! early by its skew; each day's pool is still never overspent. Ledger times
+//! are kept to the millisecond.
+
+use std::collections::{BTreeMap, HashMap};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwapOption;
+use async_trait::async_trait;
+use futures_util::future::join_all;
+use parking_lot::Mutex;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::io::tcp::TcpSettings;
+use redis::{Cmd, FromRedisValue, RedisError, Script, ScriptInvocation, Value};
+use serde::{Deserialize, Serialize};
+use time::{Date, OffsetDateTime};
+use uuid::Uuid;
+
+use super::{
+    Commit, CommitOutcome, Spend, Store, StoreError, IDEMPOTENCY_TTL, POLICY_HISTORY_KEPT,
+    RECENT_INTERACTIONS_KEPT,
+};
+use crate::domain::decision::Decision;
+use crate::domain::interaction::InteractionInput;
+use crate::domain::policy::{diff, Policy, PolicyChange};
+use crate::domain::validation::{CustomerId, InteractionId};
+use crate::domain::window::{bucket_of, Cell, Counts, WindowStats};
+
+static COMMIT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/commit.lua")));
+static LEASE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/lease.lua")));
+static TAKE_ALLOWANCE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/take_allowance.lua")));
+static RETURN_TO_POOL: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/return_to_pool.lua")));
+static READ_HASHES: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/read_hashes.lua")));
+static REPLACE_POLICY: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/replace_policy.lua")));
+static LAYOUT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/layout.lua")));
+
+/// Version of the key layout, recorded in the layout marker.
+const LAYOUT_VERSION: &str = "fairtreat-redis-1";
+/// Longest a shard's allowance is kept (the day it was leased for, plus one).
+const ALLOWANCE_TTL: Duration = Duration::from_secs(2 * 86_400);
+/// Days of per-shard spend and of pools kept for reporting.
+const SPEND_TTL: Duration = Duration::from_secs(8 * 86_400);
+/// Retention of the grant log in Redis: export it to the system of record
+/// before then.
+pub const GRANT_LOG_TTL: Duration = Duration::from_secs(35 * 86_400);
+/// Rounds of commit → lease → commit before a commit settles for a refusal.
+const COMMIT_ROUNDS: usize = 4;
+/// How long a replica believes a dry pool is still dry (skips leases).
+const DRY_POOL_MEMORY: Duration = Duration::from_millis(250);
+/// A stale window snapshot is still served for this long while a refresh
+/// runs (peer norms only shape the justice cost; they need not be fresh).
+const MAX_SNAPSHOT_AGE: Duration = Duration::from_secs(30);
+/// Most keys read by one window script call.
+const KEYS_PER_READ: usize = 256;
+
+/// A Redis URL, which may hold a password: never printed. `Debug` is
+/// redacted, there is no `Display`, and parsing never fails (so command-line
+/// errors cannot echo it); it is checked when the store is built, with
+/// messages that do not quote it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisUrl(String);
+
+impl RedisUrl {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self(url.into())
+    }
+
+    /// The URL itself, for the connection only.
+    fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for RedisUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RedisUrl(<redacted>)")
+    }
+}
+
+impl FromStr for RedisUrl {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_string()))
+    }
+}
+
+/// How to reach Redis and how the store behaves.
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    /// `redis://[user:password@]host:port[/db]` for one Redis;
+    /// `redis+cluster://[user:password@]host:port[,host:port…]` or several
+    /// comma-separated `redis://` URLs for a Cluster.
+    pub url: RedisUrl,
+    /// First part of every key (`[A-Za-z0-9_.-]+`), so an ACL can be limited
+    /// to `~<prefix>:*`.
+    pub prefix: String,
+    /// Number of customer shards (hash tags). Fixed for the life of the data:
+    /// replicas with another count refuse to run.
+    pub shards: u16,
+    /// Per-command response timeout (about the service's store deadline).
+    pub response_timeout: Duration,
+    /// Per-connection-attempt timeout.
+    pub connect_timeout: Duration,
+    /// Upper bound on any store call, including waiting for a reconnect.
+    pub op_timeout: Duration,
+    /// Age at which a cached window snapshot is refreshed; zero: exact reads.
+    pub window_snapshot_ttl: Duration,
+}
+
+impl RedisConfig {
+    pub fn new(url: RedisUrl) -> Self {
+        Self {
+            url,
+            prefix: "ft".into(),
+            shards: 16,
+            response_timeout: Duration::from_millis(50),
+            connect_timeout: Duration::from_secs(1),
+            op_timeout: Duration::from_millis(250),
+            window_snapshot_ttl: Duration::from_millis(500),
+        }
+    }
+}
+
+/// Why a store could not be built (never quotes the URL).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(String);
+
+enum Target {
+    Single(String),
+    Cluster(Vec<String>),
+}
+
+/// Splits the URL into one node or cluster seed nodes.
+fn parse_target(url: &str) -> Result<Target, ConfigError> {
+    let bad = |why: &str| ConfigError(format!("REDIS_URL is not usable: {why} (value not shown)"));
+    let url = url.trim();
+    if let Some(rest) = url.strip_prefix("redis+cluster://") {
+        let (auth, hosts) = match rest.rsplit_once('@') {
+            Some((a, h)) => (format!("{a}@"), h),
+            None => (String::new(), rest),
+        };
+        let hosts = hosts.trim_end_matches('/');
+        if hosts.is_empty() || hosts.contains('/') {
+            return Err(bad("a cluster URL is redis+cluster://[user:password@]host:port[,host:port…] without a database"));
+        }
+        let nodes: Vec<String> = hosts
+            .split(',')
+            .map(|h| format!("redis://{auth}{}", h.trim()))
+            .collect();
+        return Ok(Target::Cluster(nodes));
+    }
+    let parts: Vec<&str> = url.split(',').map(str::trim).collect();
+    for p in &parts {
+        if p.starts_with("rediss://") {
+            return Err(bad("TLS (rediss://) is not compiled into this build"));
+        }
+        if !p.starts_with("redis://") {
+            return Err(bad("expected redis:// or redis+cluster://"));
+        }
+    }
+    if parts.len() == 1 {
+        Ok(Target::Single(parts[0].to_string()))
+    } else {
+        Ok(Target::Cluster(
+            parts.into_iter().map(String::from).collect(),
+        ))
+    }
+}
+
+enum Connection {
+    Single(ConnectionManager),
+    Cluster {
+        client: ClusterClient,
+        conn: ArcSwapOption<ClusterConnection>,
+        connecting: tokio::sync::Mutex<()>,
+    },
+}
+
+/// Key names (see the module documentation).
+#[derive(Debug, Clone)]
+struct Keys {
+    prefix: String,
+    shards: u16,
+}
+
+/// FNV-1a, 64 bits: stable across builds and platforms (unlike std's hasher).
+fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+impl Keys {
+    fn shard_of(&self, customer: &CustomerId) -> u16 {
+        (fnv1a64(customer.as_str().as_bytes()) % u64::from(self.shards)) as u16
+    }
+    fn shard(&self, k: u16, rest: &str) -> String {
+        format!("{}:{{s{k}}}:{rest}", self.prefix)
+    }
+    fn idem(&self, k: u16, id: &InteractionId) -> String {
+        self.shard(k, &format!("idem:{id}"))
+    }
+    fn dec(&self, k: u16, id: Uuid) -> String {
+        self.shard(k, &format!("dec:{id}"))
+    }
+    fn ledger(&self, k: u16, c: &CustomerId) -> String {
+        self.shard(k, &format!("led:{c}"))
+    }
+    fn allowance(&self, k: u16, day: Date) -> String {
+        self.shard(k, &format!("allow:{day}"))
+    }
+    fn spent(&self, k: u16, day: Date) -> String {
+        self.shard(k, &format!("spent:{day}"))
+    }
+    fn grants(&self, k: u16, day: Date) -> String {
+        self.shard(k, &format!("grants:{day}"))
+    }
+    fn window(&self, k: u16, bucket: i64) -> String {
+        self.shard(k, &format!("w:{bucket}"))
+    }
+    fn recent(&self, k: u16) -> String {
+        self.shard(k, "recent")
+    }
+    fn meta(&self, rest: &str) -> String {
+        format!("{}:{{meta}}:{rest}", self.prefix)
+    }
+    fn pool(&self, day: Date) -> String {
+        self.meta(&format!("pool:{day}"))
+    }
+    fn policy(&self) -> String {
+        self.meta("policy")
+    }
+    fn policy_log(&self) -> String {
+        self.meta("policy:log")
+    }
+    fn layout(&self) -> String {
+        self.meta("layout")
+    }
+    fn layout_value(&self) -> String {
+        format!(
+            "{LAYOUT_VERSION} prefix={} shards={}",
+            self.prefix, self.shards
+        )
+    }
+}
+
+/// Amounts are integer thousandths in Redis: exact sums and comparisons.
+fn milli(v: f64) -> i64 {
+    (v * 1000.0).round() as i64
+}
+
+fn from_milli(m: i64) -> f64 {
+    m as f64 / 1000.0
+}
+
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX).max(1)
+}
+
+fn unix_ms(t: OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos().div_euclid(1_000_000)) as i64
+}
+
+fn utc_day(t: OffsetDateTime) -> Date {
+    t.to_offset(time::UtcOffset::UTC).date()
+}
+
+/// One recent interaction as kept in the shard's list.
+#[derive(Serialize, Deserialize)]
+struct RecentEntry {
+    #[serde(with = "time::serde::rfc3339")]
+    at: OffsetDateTime,
+    input: InteractionInput,
+}
+
+/// One line of the grant log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GrantRecord {
+    pub decision_id: Uuid,
+    pub interaction_id: String,
+    pub customer_id: String,
+    /// Thousandths of the currency unit.
+    pub value_milli: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+}
+
+type Bucket = HashMap<Cell, Counts>;
+
+#[derive(Default)]
+struct WindowCache {
+    /// Merged buckets older than the previous hour: they no longer change.
+    closed: BTreeMap<i64, Bucket>,
+    /// (hours, last bucket, taken at, snapshot).
+    snapshot: Option<(u32, i64, Instant, WindowStats)>,
+    /// Whether the last refresh failed (then callers do not wait for one).
+    failing: bool,
+}
+
+struct DryPool {
+    day: Date,
+    version: u32,
+    since: Instant,
+}
+
+struct Inner {
+    conn: Connection,
+    keys: Keys,
+    cfg: RedisConfig,
+    /// Strings that must never appear in an error message (the password).
+    secrets: Vec<String>,
+    layout_ok: AtomicBool,
+    window: Mutex<WindowCache>,
+    refreshing: AtomicBool,
+    dry: Mutex<Option<DryPool>>,
+    cluster: bool,
+}
+
+/// The Redis [`Store`]. Cheap to clone; clones share the connection.
+#[derive(Clone)]
+pub struct RedisStore {
+    inner: Arc<Inner>,
+}
+
+enum Reply {
+    Mismatch,
+    Replay(String),
+    Recorded(String),
+    Short(i64),
+}
+
+enum Lease {
+    Got(i64),
+    Short,
+    Uninitialised,
+}
+
+fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
+        Value::SimpleString(s) => Some(s.clone()),
+        Value::Okay => Some("OK".into()),
+        Value::Int(i) => Some(i.to_string()),
+        _ => None,
+    }
+}
+
+fn array(v: Value) -> Result<Vec<Value>, StoreError> {
+    match v {
+        Value::Array(a) => Ok(a),
+        Value::Nil => Ok(Vec::new()),
+        other => Err(StoreError::Corrupt(format!(
+            "expected an array from Redis, got {other:?}"
+        ))),
+    }
+}
+
+fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {e}"))
+}
+
+impl RedisStore {
+    /// Builds the store without connecting: the first call connects, so a
+    /// replica starts (degraded) even while Redis is down. Must be called
+    /// inside a Tokio runtime.
+    pub fn connect(cfg: RedisConfig) -> Result<Self, ConfigError> {
+        if cfg.prefix.is_empty()
+            || !cfg
+                .prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        {
+            return Err(ConfigError(
+                "the Redis key prefix may only contain ASCII letters, digits, '_', '-' and '.'"
+                    .into(),
+            ));
+        }
+        if cfg.shards == 0 || cfg.shards > 4096 {
+            return Err(ConfigError(
+                "the Redis shard count must be in 1..=4096".into(),
+            ));
+        }
+        let tcp = TcpSettings::default().set_nodelay(true);
+        let mut secrets = vec![cfg.url.expose().to_string()];
+        let bad_url =
+            |_| ConfigError("REDIS_URL is not a valid Redis URL (value not shown)".into());
+        let (conn, cluster) = match parse_target(cfg.url.expose())? {
+            Target::Single(url) => {
+                let client = redis::Client::open(url.as_str()).map_err(bad_url)?;
+                let info = client.get_connection_info().clone();
+                if let Some(p) = info.redis_settings().password() {
+                    secrets.push(p.to_string());
+                }
+                let client = redis::Client::open(info.set_tcp_settings(tcp)).map_err(bad_url)?;
+                let config = ConnectionManagerConfig::new()
+                    .set_response_timeout(Some(cfg.response_timeout))
+                    .set_connection_timeout(Some(cfg.connect_timeout))
+                    .set_min_delay(Duration::from_millis(50))
+                    .set_max_delay(Duration::from_millis(200))
+                    .set_number_of_retries(2)
+                    .set_pipeline_buffer_size(1024);
+                let manager =
+                    ConnectionManager::new_lazy_with_config(client, config).map_err(|_| {
+                        ConfigError("cannot set up the Redis connection (value not shown)".into())
+                    })?;
+                (Connection::Single(manager), false)
+            }
+            Target::Cluster(nodes) => {
+                for n in &nodes {
+                    let client = redis::Client::open(n.as_str()).map_err(bad_url)?;
+                    if let Some(p) = client.get_connection_info().redis_settings().password() {
+                        secrets.push(p.to_string());
+                    }
+                }
+                let client = ClusterClient::builder(nodes)
+                    .connection_timeout(cfg.connect_timeout)
+                    .response_timeout(cfg.response_timeout)
+                    .retries(2)
+                    .min_retry_wait(10)
+                    .max_retry_wait(100)
+                    .tcp_settings(tcp)
+                    .build()
+                    .map_err(bad_url)?;
+                (
+                    Connection::Cluster {
+                        client,
+                        conn: ArcSwapOption::empty(),
+                        connecting: tokio::sync::Mutex::new(()),
+                    },
+                    true,
+                )
+            }
+        };
+        secrets.retain(|s| s.len() >= 4);
+        let keys = Keys {
+            prefix: cfg.prefix.clone(),
+            shards: cfg.shards,
+        };
+        Ok(Self {
+            inner: Arc::new(Inner {
+                conn,
+                keys,
+                cfg,
+                secrets,
+                layout_ok: AtomicBool::new(false),
+                window: Mutex::new(WindowCache::default()),
+                refreshing: AtomicBool::new(false),
+                dry: Mutex::new(None),
+                cluster,
+            }),
+        })
+    }
+
+    /// The shard a customer's state lives in.
+    pub fn shard_of(&self, customer: &CustomerId) -> u16 {
+        self.inner.keys.shard_of(customer)
+    }
+
+    /// The hash tag of shard `k` (for tests and operators).
+    pub fn shard_key(&self, k: u16, rest: &str) -> String {
+        self.inner.keys.shard(k, rest)
+    }
+
+    /// The grant log of a UTC day, over every shard (for reconciliation).
+    pub async fn grants(&self, day: Date) -> Result<Vec<GrantRecord>, StoreError> {
+        let inner = self.inner.clone();
+        self.bounded(async move {
+            let reads = (0..inner.keys.shards).map(|k| {
+                let key = inner.keys.grants(k, day);
+                let inner = inner.clone();
+                async move {
+                    let v: Vec<String> = inner
+                        .query(redis::cmd("LRANGE").arg(key).arg(0).arg(-1))
+                        .await?;
+                    v.iter()
+                        .map(|e| serde_json::from_str(e).map_err(|e| corrupt("grant log", e)))
+                        .collect::<Result<Vec<GrantRecord>, _>>()
+                }
+            });
+            let mut all = Vec::new();
+            for r in join_all(reads).await {
+                all.extend(r?);
+            }
+            Ok(all)
+        })
+        .await
+    }
+
+    /// The day's unleased budget in the pool, if the pool is open.
+    pub async fn pool_remaining(&self, day: Date) -> Result<Option<f64>, StoreError> {
+        let inner = self.inner.clone();
+        self.bounded(async move {
+            let v: Option<i64> = inner
+                .query(redis::cmd("HGET").arg(inner.keys.pool(day)).arg("rem"))
+                .await?;
+            Ok(v.map(from_milli))
+        })
+        .await
+    }
+
+    async fn bounded<T>(
+        &self,
+        fut: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let limit = self.inner.cfg.op_timeout;
+        match tokio::time::timeout(limit, fut).await {
+            Ok(r) => r,
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "Redis did not answer within {} ms",
+                limit.as_millis()
+            ))),
+        }
+    }
+}
+
+impl Inner {
+    /// Never lets a secret through in an error message.
+    fn scrub(&self, mut msg: String) -> String {
+        for s in &self.secrets {
+            if msg.contains(s.as_str()) {
+                msg = msg.replace(s.as_str(), "<redacted>");
+            }
+        }
+        msg
+    }
+
+    fn unavailable(&self, e: RedisError) -> StoreError {
+        StoreError::Unavailable(self.scrub(format!("redis: {e}")))
+    }
+
+    async fn cluster_conn(
+        &self,
+        client: &ClusterClient,
+        conn: &ArcSwapOption<ClusterConnection>,
+        connecting: &tokio::sync::Mutex<()>,
+    ) -> Result<ClusterConnection, StoreError> {
+        if let Some(c) = conn.load_full() {
+            return Ok((*c).clone());
+        }
+        let _guard = connecting.lock().await;
+        if let Some(c) = conn.load_full() {
+            return Ok((*c).clone());
+        }
+        let c = client
+            .get_async_connection()
+            .await
+            .map_err(|e| self.unavailable(e))?;
+        conn.store(Some(Arc::new(c.clone())));
+        Ok(c)
+    }
+
+    async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, StoreError> {
+        let r = match &self.conn {
+            Connection::Single(m) => cmd.query_async(&mut m.clone()).await,
+            Connection::Cluster {
+                client,
+                conn,
+                connecting,
+            } => {
+                let mut c = self.cluster_conn(client, conn, connecting).await?;
+                cmd.query_async(&mut c).await
+            }
+        };
+        r.map_err(|e| self.unavailable(e))
+    }
+
+    async fn invoke(&self, inv: &ScriptInvocation<'_>) -> Result<Value, StoreError> {
+        let r = match &self.conn {
+            Connection::Single(m) => inv.invoke_async(&mut m.clone()).await,
+            Connection::Cluster {
+                client,
+                conn,
+                connecting,
+            } => {
+                let mut c = self.cluster_conn(client, conn, connecting).await?;
+                inv.invoke_async(&mut c).await
+            }
+        };
+        r.map_err(|e| self.unavailable(e))
+    }
+
+    /// Checks once per process that every replica agrees on the layout.
+    async fn gate(&self) -> Result<(), StoreError> {
+        if self.layout_ok.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let mine = self.keys.layout_value();
+        let mut inv = LAYOUT.prepare_invoke();
+        inv.key(self.keys.layout()).arg(&mine);
+        let stored = text(&self.invoke(&inv).await?).unwrap_or_default();
+        if stored != mine {
+            tracing::error!(
+                stored = %stored,
+                mine = %mine,
+                "Redis key layout differs from this replica's: refusing to use the store"
+            );
+            return Err(StoreError::Corrupt(format!(
+                "Redis key layout is {stored:?}, this replica uses {mine:?}"
+            )));
+        }
+        self.layout_ok.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// One commit script call.
+    async fn commit_once(
+        &self,
+        p: &Prepared,
+        deposit: i64,
+        pool_dry: bool,
+    ) -> Result<Reply, StoreError> {
+        let mut inv = COMMIT.prepare_invoke();
+        for k in &p.keys {
+            inv.key(k);
+        }
+        inv.arg(&p.hash)
+            .arg(p.now_ms)
+            .arg(ms(IDEMPOTENCY_TTL.unsigned_abs()))
+            .arg(p.value)
+            .arg(p.perks_cap)
+            .arg(p.value_cap)
+            .arg(p.cutoff_ms)
+            .arg(p.ledger_ttl)
+            .arg(p.daily)
+            .arg(p.version)
+            .arg(deposit)
+            .arg(if pool_dry { "1" } else { "0" })
+            .arg(ms(ALLOWANCE_TTL))
+            .arg(ms(SPEND_TTL))
+            .arg(ms(GRANT_LOG_TTL))
+            .arg(p.window_ttl)
+            .arg(&p.recent)
+            .arg(p.recent_keep)
+            .arg(p.recent_ttl)
+            .arg(&p.decision_id)
+            .arg(&p.interaction_id)
+            .arg(&p.grant_entry)
+            .arg(&p.answers[0])
+            .arg(&p.answers[1])
+            .arg(&p.answers[2]);
+        for c in &p.cells {
+            inv.arg(c);
+        }
+        let reply = array(self.invoke(&inv).await?)?;
+        let status = reply.first().and_then(text).unwrap_or_default();
+        let second = reply.get(1).and_then(text);
+        match (status.as_str(), second) {
+            ("mismatch", _) => Ok(Reply::Mismatch),
+            ("replay", Some(j)) => Ok(Reply::Replay(j)),
+            ("rec", Some(choice)) => Ok(Reply::Recorded(choice)),
+            ("short", Some(a)) => Ok(Reply::Short(
+                a.parse().map_err(|e| corrupt("allowance", e))?,
+            )),
+            _ => Err(StoreError::Corrupt(format!(
+                "unexpected commit reply {reply:?}"
+            ))),
+        }
+    }
+
+    async fn lease(
+        &self,
+        day: Date,
+        daily: i64,
+        version: u32,
+        want: i64,
+        need: i64,
+    ) -> Result<Lease, StoreError> {
+        let mut inv = LEASE.prepare_invoke();
+        inv.key(self.keys.pool(day))
+            .key(self.keys.policy())
+            .arg(daily)
+            .arg(version)
+            .arg(want)
+            .arg(need)
+            .arg(ms(SPEND_TTL));
+        let reply = array(self.invoke(&inv).await?)?;
+        let status = reply.first().and_then(text).unwrap_or_default();
+        let amount: i64 = reply
+            .get(1)
+            .and_then(text)
+            .and_then(|a| a.parse().ok())
+            .unwrap_or(0);
+        match status.as_str() {
+            "ok" => Ok(Lease::Got(amount)),
+            "short" => Ok(Lease::Short),
+            "uninit" => Ok(Lease::Uninitialised),
+            _ => Err(StoreError::Corrupt(format!(
+                "unexpected lease reply {reply:?}"
+            ))),
+        }
+    }
+
+    /// Returns a shard's allowance to the pool (the pool ran dry).
+    async fn give_back(&self, shard: u16, day: Date) -> Result<(), StoreError> {
+        let mut take = TAKE_ALLOWANCE.prepare_invoke();
+        take.key(self.keys.allowance(shard, day));
+        let taken: i64 = text(&self.invoke(&take).await?)
+            .and_then(|a| a.parse().ok())
+            .unwrap_or(0);
+        if taken > 0 {
+            let mut ret = RETURN_TO_POOL.prepare_invoke();
+            ret.key(self.keys.pool(day)).arg(taken);
+            self.invoke(&ret).await?;
+        }
+        Ok(())
+    }
+
+    fn pool_known_dry(&self, day: Date, version: u32) -> bool {
+        if self.cfg.window_snapshot_ttl.is_zero() {
+            return false;
+        }
+        self.dry.lock().as_ref().is_some_and(|d| {
+            d.day == day && d.version == version && d.since.elapsed() < DRY_POOL_MEMORY
+        })
+    }
+
+    fn mark_dry(&self, day: Date, version: u32) {
+        *self.dry.lock() = Some(DryPool {
+            day,
+            version,
+            since: Instant::now(),
+        });
+    }
+
+    async fn commit(&self, c: Commit) -> Result<CommitOutcome, StoreError> {
+        self.gate().await?;
+        let p = Prepared::new(&c, &self.keys)?;
+        let day = utc_day(c.now);
+        let mut deposit = 0;
+        let mut pool_dry = false;
+        for round in 0..COMMIT_ROUNDS {
+            match self.commit_once(&p, deposit, pool_dry).await? {
+                Reply::Mismatch => return Ok(CommitOutcome::Mismatch),
+                Reply::Replay(j) => {
+                    let d: Decision =
+                        serde_json::from_str(&j).map_err(|e| corrupt("stored decision", e))?;
+                    return Ok(CommitOutcome::Replayed(d));
+                }
+                Reply::Recorded(choice) => {
+                    let d = match choice.as_str() {
+                        "granted" => c.granted,
+                        "cap" => c.refused_by_cap,
+                        "budget" => c.refused_by_budget,
+                        other => {
+                            return Err(StoreError::Corrupt(format!(
+                                "unknown commit choice {other:?}"
+                            )))
+                        }
+                    };
+                    return Ok(CommitOutcome::Recorded(d));
+                }
+                Reply::Short(have) => {
+                    deposit = 0;
+                    let value = p.value;
+                    if round + 2 >= COMMIT_ROUNDS || self.pool_known_dry(day, p.version) {
+                        pool_dry = true;
+                        continue;
+                    }
+                    let need = (value - have).max(1);
+                    // Lease whole gestures, about daily / (4 S) at a time.
+                    let chunk = (p.daily + 4 * i64::from(self.keys.shards) - 1)
+                        / (4 * i64::from(self.keys.shards));
+                    let per = value.max(1);
+                    let want = (((chunk + per - 1) / per) * per - have).max(need);
+                    match self.lease(day, p.daily, p.version, want, need).await? {
+                        Lease::Got(x) => deposit = x,
+                        Lease::Short => {
+                            self.mark_dry(day, p.version);
+                            self.give_back(p.shard, day).await?;
+                            pool_dry = true;
+                        }
+                        Lease::Uninitialised => {
+                            return Err(StoreError::Unavailable(format!(
+                                "the budget pool for {day} cannot be opened: the store holds no shared policy (emptied?); perks are refused until a replica re-seeds it"
+                            )))
+                        }
+                    }
+                }
+            }
+        }
+        Err(StoreError::Unavailable(
+            "the commit did not settle within its rounds".into(),
+        ))
+    }
+
+    /// Reads hour buckets of every shard and merges them per bucket.
+    async fn read_buckets(&self, buckets: &[i64]) -> Result<HashMap<i64, Bucket>, StoreError> {
+        let mut calls = Vec::new();
+        for k in 0..self.keys.shards {
+            for chunk in buckets.chunks(KEYS_PER_READ) {
+                calls.push(async move {
+                    let mut inv = READ_HASHES.prepare_invoke();
+                    for b in chunk {
+                        inv.key(self.keys.window(k, *b));
+                    }
+                    let hashes = array(self.invoke(&inv).await?)?;
+                    Ok::<_, StoreError>(chunk.iter().copied().zip(hashes).collect::<Vec<_>>())
+                });
+            }
+        }
+        let mut merged: HashMap<i64, Bucket> = HashMap::new();
+        for r in join_all(calls).await {
+            for (b, hash) in r? {
+                let into = merged.entry(b).or_default();
+                let flat = array(hash)?;
+                for pair in flat.chunks(2) {
+                    let (Some(f), Some(n)) =
+                        (pair.first().and_then(text), pair.get(1).and_then(text))
+                    else {
+                        continue;
+                    };
+                    let n: i64 = n.parse().map_err(|e| corrupt("window counter", e))?;
+                    let (kind, cell) = f
+                        .split_once('|')
+                        .ok_or_else(|| StoreError::Corrupt(format!("window field {f:?}")))?;
+                    let cell: Cell =
+                        serde_json::from_str(cell).map_err(|e| corrupt("window cell", e))?;
+                    let e = into.entry(cell).or_default();
+                    match kind {
+                        "d" => e.decisions += n.max(0) as u64,
+                        "p" => e.perks += n.max(0) as u64,
+                        "v" => e.value += from_milli(n),
+                        _ => {}
+                    }
+                }
+            }
+        }
+        Ok(merged)
+    }
+
+    /// A window snapshot. With `cache`, buckets older than the previous hour
+    /// are read once and kept.
+    async fn read_window(
+        &self,
+        now: OffsetDateTime,
+        hours: u32,
+        cache: bool,
+    ) -> Result<WindowStats, StoreError> {
+        let last = bucket_of(now);
+        let first = last - i64::from(hours.max(1)) + 1;
+        let need: Vec<i64> = {
+            let w = self.window.lock();
+            (first..=last)
+                .filter(|b| !cache || *b >= last - 1 || !w.closed.contains_key(b))
+                .collect()
+        };
+        let fresh = self.read_buckets(&need).await?;
+        let mut totals: BTreeMap<Cell, Counts> = BTreeMap::new();
+        let mut add = |bucket: &Bucket| {
+            for (cell, c) in bucket {
+                totals.entry(cell.clone()).or_default().add(*c);
+            }
+        };
+        if cache {
+            let mut w = self.window.lock();
+            for (b, bucket) in &fresh {
+                if *b < last - 1 {
+                    w.closed.insert(*b, bucket.clone());
+                }
+            }
+            w.closed = w.closed.split_off(&first);
+            for b in first..=last {
+                if let Some(bucket) = fresh.get(&b).or_else(|| w.closed.get(&b)) {
+                    add(bucket);
+                }
+            }
+        } else {
+            for bucket in fresh.values() {
+                add(bucket);
+            }
+        }
+        totals.retain(|_, c| c.decisions > 0);
+        Ok(WindowStats { cells: totals })
+    }
+}
+
+/// Everything a commit sends, built once for all its rounds.
+struct Prepared {
+    shard: u16,
+    keys: [String; 8],
+    hash: String,
+    now_ms: i64,
+    value: i64,
+    perks_cap: u32,
+    value_cap: i64,
+    cutoff_ms: i64,
+    ledger_ttl: i64,
+    daily: i64,
+    version: u32,
+    window_ttl: i64,
+    recent: String,
+    recent_keep: usize,
+    recent_ttl: i64,
+    decision_id: String,
+    interaction_id: String,
+    grant_entry: String,
+    answers: [String; 3],
+    cells: Vec<String>,
+}
+
+impl Prepared {
+    fn new(c: &Commit, keys: &Keys) -> Result<Self, StoreError> {
+        let shard = keys.shard_of(&c.customer_id);
+        let day = utc_day(c.now);
+        let bucket = bucket_of(c.now);
+        let now_ms = unix_ms(c.now);
+        let hours = i64::from(c.window_hours.max(1));
+        let json = |d: &Decision| serde_json::to_string(d).map_err(|e| corrupt("decision", e));
+        let (value, perks_cap, value_cap, cap_ms, daily) = match &c.grant {
+            Some(g) => (
+                milli(g.value).max(0),
+                g.caps.perks_per_customer,
+                milli(g.caps.max_value_per_customer),
+                i64::from(g.caps.window_days) * 86_400_000,
+                milli(g.daily_budget),
+            ),
+            None => (-1, 0, 0, 0, 0),
+        };
+        // The bucket leaves the window at (bucket + hours) h; keep one more hour.
+        let window_ttl = ((bucket + hours + 1) * 3_600_000 - now_ms).max(3_600_000);
+        let recent = serde_json::to_string(&RecentEntry {
+            at: c.now,
+            input: c.input.clone(),
+        })
+        .map_err(|e| corrupt("recent entry", e))?;
+        let grant_entry = match &c.grant {
+            Some(_) => serde_json::to_string(&GrantRecord {
+                decision_id: c.granted.decision_id,
+                interaction_id: c.interaction_id.to_string(),
+                customer_id: c.customer_id.to_string(),
+                value_milli: value,
+                at: c.now,
+            })
+            .map_err(|e| corrupt("grant entry", e))?,
+            None => String::new(),
+        };
+        let cells = c
+            .cells
+            .iter()
+            .map(|cell| serde_json::to_string(cell).map_err(|e| corrupt("cell", e)))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            shard,
+            keys: [
+                keys.idem(shard, &c.interaction_id),
+                keys.dec(shard, c.granted.decision_id),
+                keys.ledger(shard, &c.customer_id),
+                keys.allowance(shard, day),
+                keys.spent(shard, day),
+                keys.grants(shard, day),
+                keys.window(shard, bucket),
+                keys.recent(shard),
+            ],
+            hash: hex::encode(c.body_hash),
+            now_ms,
+            value,
+            perks_cap,
+            value_cap,
+            cutoff_ms: now_ms - cap_ms,
+            ledger_ttl: cap_ms + 86_400_000,
+            daily,
+            version: c.granted.policy_version,
+            window_ttl,
+            recent,
+            recent_keep: recent_per_shard(keys.shards),
+            recent_ttl: hours * 3_600_000,
+            decision_id: c.granted.decision_id.to_string(),
+            interaction_id: c.interaction_id.to_string(),
+            grant_entry,
+            answers: [
+                json(&c.granted)?,
+                json(&c.refused_by_cap)?,
+                json(&c.refused_by_budget)?,
+            ],
+            cells,
+        })
+    }
+}
+
+/// Recent interactions kept per shard: twice the fair share of
+/// [`RECENT_INTERACTIONS_KEPT`], so the merged newest entries are exact when
+/// customers spread over shards, and the total stays bounded.
+fn recent_per_shard(shards: u16) -> usize {
+    (2 * RECENT_INTERACTIONS_KEPT).div_ceil(usize::from(shards.max(1)))
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    async fn commit(&self, commit: Commit) -> Result<CommitOutcome, StoreError> {
+        self.bounded(self.inner.commit(commit)).await
+    }
+
+    async fn window_stats(
+        &self,
+        now: OffsetDateTime,
+        hours: u32,
+    ) -> Result<WindowStats, StoreError> {
+        let inner = &self.inner;
+        let ttl = inner.cfg.window_snapshot_ttl;
+        if ttl.is_zero() {
+            return self
+                .bounded(async {
+                    inner.gate().await?;
+                    inner.read_window(now, hours, false).await
+                })
+                .await;
+        }
+        let last = bucket_of(now);
+        let (cached, failing) = {
+            let w = inner.window.lock();
+            let cached = w
+                .snapshot
+                .as_ref()
+                .filter(|(h, _, _, _)| *h == hours)
+                .map(|(_, l, at, s)| (*l == last && at.elapsed() < ttl, at.elapsed(), s.clone()));
+            (cached, w.failing)
+        };
+        if let Some((true, _, stats)) = &cached {
+            return Ok(stats.clone());
+        }
+        // Refresh in the background, single flight; it completes even if
+        // this caller's deadline passes.
+        let handle = if !inner.refreshing.swap(true, Ordering::AcqRel) {
+            let bg = inner.clone();
+            Some(tokio::spawn(async move {
+                let limit = bg.cfg.op_timeout.max(Duration::from_secs(2));
+                let r = tokio::time::timeout(limit, async {
+                    bg.gate().await?;
+                    bg.read_window(now, hours, true).await
+                })
+                .await
+                .unwrap_or_else(|_| {
+                    Err(StoreError::Unavailable("window refresh timed out".into()))
+                });
+                {
+                    let mut w = bg.window.lock();
+                    match &r {
+                        Ok(s) => {
+                            w.snapshot = Some((hours, last, Instant::now(), s.clone()));
+                            w.failing = false;
+                        }
+                        Err(e) => {
+                            tracing::debug!(error = %e, "window refresh failed");
+                            w.failing = true;
+                        }
+                    }
+                }
+                bg.refreshing.store(false, Ordering::Release);
+                r
+            }))
+        } else {
+            None
+        };
+        match (cached, handle) {
+            (Some((_, age, stats)), _) if age < MAX_SNAPSHOT_AGE => Ok(stats),
+            (_, Some(h)) if !failing => {
+                self.bounded(async {
+                    h.await
+                        .map_err(|e| StoreError::Unavailable(format!("window refresh: {e}")))?
+                })
+                .await
+            }
+            _ => Err(StoreError::Unavailable(
+                "no recent window snapshot (Redis unavailable)".into(),
+            )),
+        }
+    }
+
+    async fn recent_interactions(
+        &self,
+        since: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<InteractionInput>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let inner = self.inner.clone();
+        self.bounded(async move {
+            inner.gate().await?;
+            let reads = (0..inner.keys.shards).map(|k| {
+                let cmd = redis::cmd("LRANGE")
+                    .arg(inner.keys.recent(k))
+                    .arg(0)
+                    .arg(limit.saturating_sub(1))
+                    .to_owned();
+                let inner = &inner;
+                async move { inner.query::<Vec<String>>(&cmd).await }
+            });
+            let mut all: Vec<RecentEntry> = Vec::new();
+            for r in join_all(reads).await {
+                for e in r? {
+                    all.push(serde_json::from_str(&e).map_err(|e| corrupt("recent entry", e))?);
+                }
+            }
+            all.sort_by(|a, b| b.at.cmp(&a.at));
+            Ok(all
+                .into_iter()
+                .take_while(|e| e.at >= since)
+                .take(limit)
+                .map(|e| e.input)
+                .collect())
+        })
+        .await
+    }
+
+    async fn seed_policy(&self, policy: &Policy, at: OffsetDateTime) -> Result<Policy, StoreError> {
+        let inner = self.inner.clone();
+        self.bounded(async move {
+            inner.gate().await?;
+            for _ in 0..8 {
+                let stored = read_policy(&inner).await?;
+                if let Some(s) = &stored {
+                    if s.version >= policy.version {
+                        return Ok(s.clone());
+                    }
+                }
+                let change = PolicyChange {
+                    version: policy.version,
+                    previous_version: stored.as_ref().map(|p| p.version).unwrap_or(0),
+                    actor: "startup".into(),
+                    at,
+                    changes: stored.as_ref().map(|s| diff(s, policy)).unwrap_or_default(),
+                    policy: policy.clone(),
+                };
+                if replace(&inner, &change).await? {
+                    return Ok(policy.clone());
+                }
+            }
+            Err(StoreError::Unavailable(
+                "the shared policy kept changing while seeding it".into(),
+            ))
+        })
+        .await
+    }
+
+    async fn replace_policy(&self, change: &PolicyChange) -> Result<bool, StoreError> {
+        let inner = self.inner.clone();
+        self.bounded(async move {
+            inner.gate().await?;
+            replace(&inner, change).await
+        })
+        .await
+    }
+
+    async fn stored_policy(&self) -> Result<Option<Policy>, StoreError> {
+        let inner = self.inner.clone();
+        self.bounded(async move {
+            inner.gate().await?;
+            read_policy(&inner).await
+        })
+        .await
+    }
+
+    async fn policy_history(&self, limit: usize) -> Result<Vec<PolicyChange>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let inner = self.inner.clone();
+        self.bounded(async move {
+            inner.gate().await?;
+            let v: Vec<String> = inner
+                .query(
+                    redis::cmd("LRANGE")
+                        .arg(inner.keys.policy_log())
+                        .arg(0)
+                        .arg(limit.saturating_sub(1)),
+                )
+                .await?;
+            v.iter()
+                .map(|e| serde_json::from_str(e).map_err(|e| corrupt("policy log", e)))
+                .collect()
+        })
+        .await
+    }
+
+    async fn decision(&self, id: Uuid) -> Result<Option<Decision>, StoreError> {
+        let inner = self.inner.clone();
+        self.bounded(async move {
+            inner.gate().await?;
+            let lookups = (0..inner.keys.shards).map(|k| {
+                let cmd = redis::cmd("GET").arg(inner.keys.dec(k, id)).to_owned();
+                let inner = &inner;
+                async move { inner.query::<Option<String>>(&cmd).await.map(|v| (k, v)) }
+            });
+            for r in join_all(lookups).await {
+                if let (k, Some(iid)) = r? {
+                    let iid = InteractionId::parse("interaction_id", iid)
+                        .map_err(|e| corrupt("decision index", e))?;
+                    let j: Option<String> = inner
+                        .query(redis::cmd("HGET").arg(inner.keys.idem(k, &iid)).arg("j"))
+                        .await?;
+                    return match j {
+                        Some(j) => Ok(Some(
+                            serde_json::from_str(&j).map_err(|e| corrupt("stored decision", e))?,
+                        )),
+                        None => Ok(None),
+                    };
+                }
+            }
+            Ok(None)
+        })
+        .await
+    }
+
+    async fn spend(&self, now: OffsetDateTime) -> Result<Spend, StoreError> {
+        let day = utc_day(now);
+        let inner = self.inner.clone();
+        self.bounded(async move {
+            inner.gate().await?;
+            let reads = (0..inner.keys.shards).map(|k| {
+                let cmd = redis::cmd("HMGET")
+                    .arg(inner.keys.spent(k, day))
+                    .arg("v")
+                    .arg("n")
+                    .to_owned();
+                let inner = &inner;
+                async move { inner.query::<(Option<i64>, Option<i64>)>(&cmd).await }
+            });
+            let (mut spent, mut grants) = (0i64, 0i64);
+            for r in join_all(reads).await {
+                let (v, n) = r?;
+                spent += v.unwrap_or(0);
+                grants += n.unwrap_or(0);
+            }
+            Ok(Spend {
+                day,
+                spent: from_milli(spent),
+                grants: grants.max(0) as u64,
+            })
+        })
+        .await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        let inner = self.inner.clone();
+        self.bounded(async move {
+            inner.gate().await?;
+            let _: Value = inner.query(&redis::cmd("PING")).await?;
+            let exists: i64 = inner
+                .query(redis::cmd("EXISTS").arg(inner.keys.policy()))
+                .await?;
+            if exists == 0 {
+                return Err(StoreError::Unavailable(
+                    "the store holds no shared policy (emptied?): perks are refused until a replica re-seeds it".into(),
+                ));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    fn kind(&self) -> &'static str {
+        if self.inner.cluster {
+            "redis-cluster"
+        } else {
+            "redis"
+        }
+    }
+}
+
+async fn read_policy(inner: &Inner) -> Result<Option<Policy>, StoreError> {
+    let doc: Option<String> = inner
+        .query(redis::cmd("HGET").arg(inner.keys.policy()).arg("doc"))
+        .await?;
+    doc.map(|d| serde_json::from_str(&d).map_err(|e| corrupt("stored policy", e)))
+        .transpose()
+}
+
+async fn replace(inner: &Inner, change: &PolicyChange) -> Result<bool, StoreError> {
+    let doc = serde_json::to_string(&change.policy).map_err(|e| corrupt("policy", e))?;
+    let log = serde_json::to_string(change).map_err(|e| corrupt("policy change", e))?;
+    let mut inv = REPLACE_POLICY.prepare_invoke();
+    inv.key(inner.keys.policy())
+        .key(inner.keys.policy_log())
+        .arg(change.previous_version)
+        .arg(change.version)
+        .arg(doc)
+        .arg(log)
+        .arg(POLICY_HISTORY_KEPT);
+    let r = inner.invoke(&inv).await?;
+    Ok(matches!(r, Value::Int(1)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shard_hash_is_stable_across_builds() {
+        // FNV-1a test vectors: changing the hash would move every customer.
+        assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a64(b"foobar"), 0x8594_4171_f739_67e8);
+    }
+
+    #[test]
+    fn every_key_of_a_commit_shares_one_hash_tag_and_keys_hold_no_stray_braces() {
+        let keys = Keys {
+            prefix: "ft".into(),
+            shards: 16,
+        };
+        let c = CustomerId::parse("c", "c-42").unwrap();
+        let i = InteractionId::parse("i", "crm-8812").unwrap();
+        let k = keys.shard_of(&c);
+        let day = Date::from_calendar_date(2026, time::Month::November, 20).unwrap();
+        let all = [
+            keys.idem(k, &i),
+            keys.dec(k, Uuid::nil()),
+            keys.ledger(k, &c),
+            keys.allowance(k, day),
+            keys.spent(k, day),
+            keys.grants(k, day),
+            keys.window(k, -3),
+            keys.recent(k),
+        ];
+        let tag = format!("{{s{k}}}");
+        for key in &all {
+            assert!(key.starts_with("ft:"), "{key}");
+            assert_eq!(key.matches('{').count(), 1, "{key}");
+            assert!(key.contains(&tag), "{key}");
+        }
+    }
+
+    #[test]
+    fn cluster_urls_become_seed_nodes_with_their_credentials() {
+        match parse_target("redis+cluster://u:p@127.0.0.1:7000,127.0.0.1:7001").unwrap() {
+            Target::Cluster(nodes) => assert_eq!(
+                nodes,
+                ["redis://u:p@127.0.0.1:7000", "redis://u:p@127.0.0.1:7001"]
+            ),
+            Target::Single(_) => panic!("expected a cluster"),
+        }
+        assert!(matches!(
+            parse_target("redis://a:1,redis://b:2").unwrap(),
+            Target::Cluster(n) if n.len() == 2
+        ));
+        assert!(matches!(
+            parse_target("redis://127.0.0.1:6379/0").unwrap(),
+            Target::Single(_)
+        ));
+    }
+
+    #[test]
+    fn url_errors_and_debug_output_never_quote_the_url() {
+        let secret = "redis+cluster://u:CANARY-REDIS-x@h:1/0";
+        let e = parse_target(secret).err().expect("a database is refused");
+        assert!(!e.to_string().contains("CANARY"), "{e}");
+        let e = parse_target("http://u:CANARY-REDIS-x@h:1").err().unwrap();
+        assert!(!e.to_string().contains("CANARY"), "{e}");
+        let url = RedisUrl::new("redis://u:CANARY-REDIS-x@h:1");
+        assert!(!format!("{url:?}").contains("CANARY"));
+        let cfg = RedisConfig::new(url);
+        assert!(!format!("{cfg:?}").contains("CANARY"));
+    }
+
+    #[test]
+    fn amounts_round_to_thousandths() {
+        assert_eq!(milli(33.0), 33_000);
+        assert_eq!(milli(0.1) + milli(0.2), milli(0.3));
+        assert_eq!(from_milli(12_500), 12.5);
+    }
+}

@@ -1,0 +1,212 @@
+//! What-if: replay interactions under the policy in force and under a
+//! proposed one, and compare the figures a CX lead decides on.
+//!
+//! Both replays run through the real decision path (the same
+//! [`DecisionService`], on a scratch in-memory store and a clock set to each
+//! interaction's time), so caps, budget, parity and exploration behave
+//! exactly as they would live. Both start from an empty window, so the two
+//! columns are comparable; neither touches the live store.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+
+use crate::clock::{Clock, ManualClock};
+use crate::domain::interaction::{Interaction, InteractionInput};
+use crate::domain::policy::Policy;
+use crate::domain::report::{fairness_report, FairnessReport};
+use crate::domain::validation::ValidationError;
+use crate::domain::window::SeverityBand;
+use crate::service::{DecisionService, Models, ServiceError};
+use crate::store::memory::MemoryStore;
+use crate::store::Store;
+
+/// Most interactions one preview replays.
+pub const MAX_REPLAY: usize = 10_000;
+
+/// Parity of one attribute in one scenario.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ParityFigures {
+    pub attribute: String,
+    /// Over all bands.
+    pub overall: f64,
+    /// Per severity band: (band, ratio, enforced).
+    pub bands: Vec<BandParity>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct BandParity {
+    pub band: SeverityBand,
+    pub parity_ratio: f64,
+    pub enforced: bool,
+}
+
+/// The figures of one scenario.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ScenarioFigures {
+    pub policy_version: u32,
+    pub decisions: u64,
+    pub perks: u64,
+    pub perk_rate: f64,
+    /// Total gesture value granted.
+    pub spend: f64,
+    /// Mean utility of the actions taken (currency units).
+    pub expected_utility: f64,
+    /// Total justice cost of the actions taken (visible inequity, currency units).
+    pub justice_cost: f64,
+    pub parity: Vec<ParityFigures>,
+}
+
+/// Before and after.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct WhatIf {
+    /// `window` (recent interactions from the store) or `supplied`.
+    pub source: String,
+    pub replayed: usize,
+    pub before: ScenarioFigures,
+    pub after: ScenarioFigures,
+    /// Interactions whose action or gesture would differ.
+    pub changed_decisions: usize,
+    /// Of those, how many would get a different gesture.
+    pub changed_gestures: usize,
+}
+
+fn parity_of(report: &FairnessReport) -> ParityFigures {
+    ParityFigures {
+        attribute: report.attribute.clone(),
+        overall: report.overall.parity_ratio,
+        bands: report
+            .bands
+            .iter()
+            .map(|b| BandParity {
+                band: b.band,
+                parity_ratio: b.parity_ratio,
+                enforced: b.enforced,
+            })
+            .collect(),
+    }
+}
+
+type Outcome = (String, Option<(String, f64)>);
+
+async fn replay(
+    policy: &Policy,
+    models: &Models,
+    inputs: &[(OffsetDateTime, InteractionInput, Interaction)],
+) -> Result<(ScenarioFigures, Vec<Outcome>), ServiceError> {
+    let store = Arc::new(MemoryStore::new());
+    let clock = ManualClock::new(
+        inputs
+            .first()
+            .map(|(t, _, _)| *t)
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH),
+    );
+    let svc = DecisionService::new(
+        policy.clone(),
+        models.clone(),
+        store.clone(),
+        Arc::new(clock.clone()),
+    );
+    let (mut perks, mut spend, mut utility, mut justice) = (0u64, 0.0, 0.0, 0.0);
+    let mut outcomes = Vec::with_capacity(inputs.len());
+    for (at, input, interaction) in inputs {
+        clock.set(*at);
+        let d = svc.decide(input, interaction.clone()).await?;
+        if let Some(g) = &d.decision.gesture {
+            perks += 1;
+            spend += g.value;
+        }
+        utility += d.utility;
+        justice += d.justice_cost;
+        let gesture = d
+            .decision
+            .gesture
+            .as_ref()
+            .map(|g| (format!("{:?}", g.kind), g.value));
+        outcomes.push((d.decision.action.clone(), gesture));
+    }
+    let n = inputs.len() as u64;
+    let end = clock.now();
+    let stats = store
+        .window_stats(end, policy.fairness.window_hours)
+        .await?;
+    let parity = policy
+        .fairness
+        .group_attributes
+        .iter()
+        .map(|a| parity_of(&fairness_report(policy, &stats, a)))
+        .collect();
+    let figures = ScenarioFigures {
+        policy_version: policy.version,
+        decisions: n,
+        perks,
+        perk_rate: if n == 0 { 0.0 } else { perks as f64 / n as f64 },
+        spend,
+        expected_utility: if n == 0 { 0.0 } else { utility / n as f64 },
+        justice_cost: justice,
+        parity,
+    };
+    Ok((figures, outcomes))
+}
+
+impl DecisionService {
+    /// Previews `proposed` (validated by the caller) against the policy in
+    /// force on `supplied` interactions, or on the recent window's.
+    pub async fn what_if(
+        &self,
+        proposed: &Policy,
+        supplied: Option<Vec<InteractionInput>>,
+    ) -> Result<WhatIf, WhatIfError> {
+        let current = self.policy();
+        let now = self.clock().now();
+        let (source, inputs) = match supplied {
+            Some(list) => ("supplied", list),
+            None => {
+                let since = now - time::Duration::hours(i64::from(current.fairness.window_hours));
+                let mut recent = self
+                    .store()
+                    .recent_interactions(since, MAX_REPLAY)
+                    .await
+                    .map_err(ServiceError::from)?;
+                recent.reverse();
+                ("window", recent)
+            }
+        };
+        if inputs.len() > MAX_REPLAY {
+            return Err(WhatIfError::Invalid(ValidationError::new(
+                "interactions",
+                format!("at most {MAX_REPLAY} interactions"),
+            )));
+        }
+        let mut parsed = Vec::with_capacity(inputs.len());
+        for (i, input) in inputs.into_iter().enumerate() {
+            let interaction = Interaction::try_from(input.clone())
+                .map_err(|e| WhatIfError::Invalid(e.within(&format!("interactions[{i}]"))))?;
+            parsed.push((input.occurred_at.unwrap_or(now), input, interaction));
+        }
+        parsed.sort_by_key(|(t, _, _)| *t);
+        let models = self.models();
+        let (before, a) = replay(&current, &models, &parsed).await?;
+        let (after, b) = replay(proposed, &models, &parsed).await?;
+        let changed_decisions = a.iter().zip(&b).filter(|(x, y)| x != y).count();
+        let changed_gestures = a.iter().zip(&b).filter(|(x, y)| x.1 != y.1).count();
+        Ok(WhatIf {
+            source: source.to_string(),
+            replayed: parsed.len(),
+            before,
+            after,
+            changed_decisions,
+            changed_gestures,
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WhatIfError {
+    #[error(transparent)]
+    Invalid(ValidationError),
+    #[error(transparent)]
+    Service(#[from] ServiceError),
+}
