@@ -9,4 +9,16 @@ if ! command -v cargo >/dev/null 2>&1; then
   exit 1
 fi
 
+# The Redis tests start real redis-server processes (one per test, and a
+# 3-primary cluster) on free loopback ports; they fail, never skip, without it.
+if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then
+  echo "installing redis-server (needed by the Redis tests)" >&2
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then
+    SUDO="sudo"
+  fi
+  $SUDO apt-get update
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y redis-server
+fi
+
 cargo test --all-targets --no-fail-fast "$@"

@@ -346,10 +346,15 @@ impl DecisionService {
 pub async fn follow_shared_policy(service: Arc<DecisionService>, seeded: bool, every: StdDuration) {
     let mut seeded = seeded;
     let mut missing_reported = false;
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tick.tick().await;
+        // Until the first seed, retry often: the first perk after Redis
+        // comes back needs the shared policy (it opens the day's budget).
+        tokio::time::sleep(if seeded {
+            every
+        } else {
+            every.min(StdDuration::from_millis(200))
+        })
+        .await;
         if !seeded {
             match service.sync_policy().await {
                 Ok(()) => {

@@ -9,6 +9,8 @@ use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
 
+pub mod simulate;
+
 use crate::clock::SystemClock;
 use crate::domain::policy::Policy;
 use crate::service::{DecisionService, Models};
@@ -36,6 +38,8 @@ pub struct Cli {
 pub enum Command {
     /// Serve the HTTP API (the default when no command is given).
     Serve(ServeArgs),
+    /// Run the customer-and-observer simulator: compare policies, write logs.
+    Simulate(simulate::SimulateArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -184,6 +188,7 @@ pub async fn run() -> ExitCode {
     let result = match cli.command {
         None => serve(ServeArgs::default()).await,
         Some(Command::Serve(args)) => serve(args).await,
+        Some(Command::Simulate(args)) => simulate::run(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -267,6 +267,24 @@ fn explore(pool: &[&Candidate], epsilon: f64, draws: (f64, f64)) -> Choice {
     }
 }
 
+/// Every eligible action valued on one view, best first: what simulators and
+/// baseline policies compare against. `public`/`audience` choose the view.
+pub fn valued_candidates<'p>(
+    inp: &Inputs<'p>,
+    public: bool,
+    audience: u64,
+) -> (Scores, Vec<Candidate<'p>>) {
+    let i = inp.interaction;
+    let (scores, signal) = scoring::score(i, inp.sentiment);
+    let loyalty = scoring::loyalty(LoyaltyInputs {
+        tenure_days: i.customer.tenure_days,
+        lifetime_value: i.customer.lifetime_value.get(),
+    });
+    let mut cands = candidates(inp, &scores, signal, loyalty, &View { public, audience });
+    cands.sort_by(by_utility);
+    (scores, cands)
+}
+
 /// What conditional parity asks of one decision.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ParityVerdict {

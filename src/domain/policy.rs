@@ -124,7 +124,7 @@ pub struct Scoring {
 impl Default for Scoring {
     fn default() -> Self {
         Self {
-            base_customer_value: 40.0,
+            base_customer_value: 60.0,
             lifetime_value_share: 0.1,
             max_customer_value: 400.0,
             private_visibility: 0.1,

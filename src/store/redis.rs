@@ -21,19 +21,24 @@
 //! ledger in the same atomic unit as the idempotency record.
 //!
 //! **The budget is the one global quantity.** It cannot live in every
-//! customer's slot, so it is split: each day has one *pool* key
-//! (`{meta}:pool:<day>`, opened with the policy's daily budget), and each
-//! shard holds an *allowance* leased from it. A commit spends only its
-//! shard's allowance, inside the script. When the allowance is short the
-//! store leases more (`lua/lease.lua`, one atomic decrement of the pool) and
-//! retries the commit once, depositing the lease inside the same script that
-//! spends it. A lease taken but never deposited (the process died between
-//! the two calls) is lost: the day under-spends, it never over-spends. When
-//! the pool runs dry, the shard returns what it still holds to the pool so
-//! other shards can use it. Leases are sized `max(need, daily / (4 S))`,
-//! rounded up to whole gestures, so at most a quarter of the day's budget is
-//! parked in shards at any time and the pool key — the only hot key — is
-//! touched about `4 S` times a day rather than once per grant.
+//! customer's slot, so it lives in its own: one *pool* per UTC day
+//! (`{meta}:pool:<day>`, opened with the policy's daily budget). A commit
+//! that would grant first finds out, inside the script, that it holds no
+//! reservation (`short`: nothing is recorded); the store then reserves
+//! exactly the gesture's value from the pool (`lua/lease.lua`, one atomic
+//! check-and-decrement) and calls the commit again with the reservation,
+//! which the script spends only if it grants. A reservation the script does
+//! not use (the interaction turned out to be a replay, or the cap refused
+//! it) is handed back to the pool. A reservation taken but never spent nor
+//! handed back (the process died between the calls, or the second call
+//! timed out) is lost: the day under-spends, it never over-spends. So a
+//! grant costs three round trips, everything else one. Reserving exactly one
+//! gesture (not a chunk per shard) is deliberate: chunks parked in shards
+//! strand budget when a burst exhausts the pool (a 300-request burst on a
+//! budget for 100 granted only 50 with chunks of `daily / (4 S)`). The pool
+//! is the one hot key, but only grants touch it, and grants are bounded by
+//! the budget itself (daily ÷ smallest gesture: hundreds to thousands a day,
+//! against the ≈ 80 k scripted operations per second one Redis shard does).
 //!
 //! **Fail closed.** A missing pool is opened (SET-NX-like, inside the lease
 //! script, with the policy's daily value and the UTC date of the decision)
@@ -45,13 +50,36 @@
 //! script may still have run, replaying the interaction id returns what was
 //! recorded.
 //!
-//! **Bounded waiting.** Connections are lazy (boot never blocks on Redis),
-//! `TCP_NODELAY` is on (redis-rs 1.8 defaults to Nagle), every command has a
-//! response timeout of about the service deadline, connects time out after
-//! 1 s, reconnect back-off is capped at 200 ms, and every store call is also
-//! wrapped in [`RedisConfig::op_timeout`] because commands issued while the
-//! connection manager reconnects wait on the reconnect, not on the response
-//! timeout.
+//! **A commit always finishes.** A caller whose deadline passes stops
+//! waiting, but the commit is then spawned to run to completion (bounded by
+//! Redis's own timeouts and a 5 s cap), so a reservation taken from the
+//! pool is spent or handed back instead of leaking when the service gives
+//! up at its deadline — under load, that leak starved a budget to two
+//! thirds of what it should have granted.
+//!
+//! **Bounded waiting, in two layers.** Connections are lazy (boot never
+//! blocks on Redis), `TCP_NODELAY` is on (redis-rs 1.8 defaults to Nagle),
+//! connects time out after 1 s, and a refused reconnect fails at once
+//! instead of retrying inside redis-rs (it opens the breaker, below).
+//! *Callers* are bounded by Tokio timeouts: the service's store deadline
+//! (50 ms) around every decision call, and [`RedisConfig::op_timeout`]
+//! (250 ms) around every store call — needed because commands issued while
+//! the connection manager reconnects wait on the reconnect, not on the
+//! response timeout. Those only stop *waiting*. The per-command response
+//! timeout ([`RedisConfig::response_timeout`], 1 s) is what abandons a
+//! command, and abandoning a command whose effect is unknown (a reservation
+//! Redis applied but whose reply came late) loses budget; so it is not set to
+//! the 50 ms deadline but long enough to ride out a CPU stall, short enough
+//! to free resources on a hung server. With it at 50 ms, 64 clients on a
+//! loaded 2-core box lost 5 of 100 grants to such timeouts.
+//!
+//! **A breaker for a Redis known to be unusable.** A connection error, or
+//! four commits in a row missing the call budget, opens it: calls then fail
+//! closed at once (degraded answers in a few milliseconds instead of each
+//! waiting out the deadline, and no pile-up on a hung server), `/readyz`
+//! reports it, and a background probe `PING`s every 100 ms; the first answer
+//! within the call budget closes it. Recovery after Redis returns is
+//! therefore about 100–300 ms.
 //!
 //! **Window snapshots are cached.** Counters are hourly hashes per shard, so
 //! an exact snapshot reads `S × window_hours` hashes. Serving does not do
@@ -73,7 +101,6 @@
 //! | `P:{s<k>}:idem:<interaction>` | hash | `h` body SHA-256, `d` decision id, `j` decision JSON | 48 h |
 //! | `P:{s<k>}:dec:<decision id>` | string | interaction id (lookup by decision id) | 48 h |
 //! | `P:{s<k>}:led:<customer>` | zset | grants in the cap window: `<decision id>:<value>` scored by time (ms) | cap window + 1 day |
-//! | `P:{s<k>}:allow:D` | hash | `a` allowance leased to the shard, `daily`, `ver` | 2 days |
 //! | `P:{s<k>}:spent:D` | hash | `v` value, `n` grants | 8 days |
 //! | `P:{s<k>}:grants:D` | list | the grant log: one JSON entry per grant | 35 days |
 //! | `P:{s<k>}:w:B` | hash | `d\|cell`, `p\|cell`, `v\|cell` counters | until the bucket leaves the window + 1 h |
@@ -123,8 +150,6 @@ use crate::domain::window::{bucket_of, Cell, Counts, WindowStats};
 
 static COMMIT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/commit.lua")));
 static LEASE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/lease.lua")));
-static TAKE_ALLOWANCE: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("lua/take_allowance.lua")));
 static RETURN_TO_POOL: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/return_to_pool.lua")));
 static READ_HASHES: LazyLock<Script> =
@@ -135,20 +160,26 @@ static LAYOUT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua
 
 /// Version of the key layout, recorded in the layout marker.
 const LAYOUT_VERSION: &str = "fairtreat-redis-1";
-/// Longest a shard's allowance is kept (the day it was leased for, plus one).
-const ALLOWANCE_TTL: Duration = Duration::from_secs(2 * 86_400);
 /// Days of per-shard spend and of pools kept for reporting.
 const SPEND_TTL: Duration = Duration::from_secs(8 * 86_400);
 /// Retention of the grant log in Redis: export it to the system of record
 /// before then.
 pub const GRANT_LOG_TTL: Duration = Duration::from_secs(35 * 86_400);
-/// Rounds of commit → lease → commit before a commit settles for a refusal.
-const COMMIT_ROUNDS: usize = 4;
-/// How long a replica believes a dry pool is still dry (skips leases).
-const DRY_POOL_MEMORY: Duration = Duration::from_millis(250);
+/// Rounds of commit → reserve → commit before a commit settles for a refusal.
+const COMMIT_ROUNDS: usize = 3;
 /// A stale window snapshot is still served for this long while a refresh
 /// runs (peer norms only shape the justice cost; they need not be fresh).
 const MAX_SNAPSHOT_AGE: Duration = Duration::from_secs(30);
+/// Longest a commit may run once its caller stopped waiting. Redis's own
+/// timeouts end it sooner: 50 ms per command, or the reconnect attempts.
+const COMMIT_TASK_LIMIT: Duration = Duration::from_secs(5);
+/// How often an open breaker probes Redis. A probe must answer within the
+/// call budget: a Redis slower than that is no use to a decision.
+const PROBE_EVERY: Duration = Duration::from_millis(100);
+/// Commits in a row that miss the call budget before the breaker opens.
+const SLOW_COMMITS_TO_TRIP: u32 = 4;
+/// How long a decision waits for the first window snapshot of a replica.
+const FIRST_SNAPSHOT_WAIT: Duration = Duration::from_millis(10);
 /// Most keys read by one window script call.
 const KEYS_PER_READ: usize = 256;
 
@@ -196,14 +227,22 @@ pub struct RedisConfig {
     /// Number of customer shards (hash tags). Fixed for the life of the data:
     /// replicas with another count refuse to run.
     pub shards: u16,
-    /// Per-command response timeout (about the service's store deadline).
+    /// Per-command response timeout: how long before redis-rs abandons a
+    /// command (callers stop waiting much sooner; see the module docs).
     pub response_timeout: Duration,
     /// Per-connection-attempt timeout.
     pub connect_timeout: Duration,
     /// Upper bound on any store call, including waiting for a reconnect.
     pub op_timeout: Duration,
+    /// How long a decision waits for its commit before failing closed: below
+    /// the service's 50 ms store deadline, so the degraded answer is still
+    /// rendered in time. The commit itself then finishes in the background.
+    pub call_budget: Duration,
     /// Age at which a cached window snapshot is refreshed; zero: exact reads.
     pub window_snapshot_ttl: Duration,
+    /// How long a replica remembers that today's budget pool ran dry, and
+    /// refuses by budget without asking the pool again (zero: always ask).
+    pub dry_pool_memory: Duration,
 }
 
 impl RedisConfig {
@@ -212,10 +251,12 @@ impl RedisConfig {
             url,
             prefix: "ft".into(),
             shards: 16,
-            response_timeout: Duration::from_millis(50),
+            response_timeout: Duration::from_secs(1),
             connect_timeout: Duration::from_secs(1),
             op_timeout: Duration::from_millis(250),
+            call_budget: Duration::from_millis(40),
             window_snapshot_ttl: Duration::from_millis(500),
+            dry_pool_memory: Duration::from_millis(250),
         }
     }
 }
@@ -269,11 +310,14 @@ fn parse_target(url: &str) -> Result<Target, ConfigError> {
 
 enum Connection {
     Single(ConnectionManager),
-    Cluster {
-        client: ClusterClient,
-        conn: ArcSwapOption<ClusterConnection>,
-        connecting: tokio::sync::Mutex<()>,
-    },
+    Cluster(Box<ClusterState>),
+}
+
+/// A Cluster connection, made on first use (redis-rs connects eagerly).
+struct ClusterState {
+    client: ClusterClient,
+    conn: ArcSwapOption<ClusterConnection>,
+    connecting: tokio::sync::Mutex<()>,
 }
 
 /// Key names (see the module documentation).
@@ -305,9 +349,6 @@ impl Keys {
     }
     fn ledger(&self, k: u16, c: &CustomerId) -> String {
         self.shard(k, &format!("led:{c}"))
-    }
-    fn allowance(&self, k: u16, day: Date) -> String {
-        self.shard(k, &format!("allow:{day}"))
     }
     fn spent(&self, k: u16, day: Date) -> String {
         self.shard(k, &format!("spent:{day}"))
@@ -414,6 +455,12 @@ struct Inner {
     refreshing: AtomicBool,
     dry: Mutex<Option<DryPool>>,
     cluster: bool,
+    /// `Some(why)`: Redis is known unusable; calls fail closed at once while
+    /// a background probe waits for it to answer again.
+    breaker: Mutex<Option<String>>,
+    probing: AtomicBool,
+    slow_commits: std::sync::atomic::AtomicU32,
+    me: std::sync::Weak<Inner>,
 }
 
 /// The Redis [`Store`]. Cheap to clone; clones share the connection.
@@ -425,12 +472,13 @@ pub struct RedisStore {
 enum Reply {
     Mismatch,
     Replay(String),
-    Recorded(String),
-    Short(i64),
+    /// The answer chosen, and the part of the reservation not spent.
+    Recorded(String, i64),
+    Short,
 }
 
 enum Lease {
-    Got(i64),
+    Got,
     Short,
     Uninitialised,
 }
@@ -495,9 +543,12 @@ impl RedisStore {
                 let config = ConnectionManagerConfig::new()
                     .set_response_timeout(Some(cfg.response_timeout))
                     .set_connection_timeout(Some(cfg.connect_timeout))
+                    // No retries inside a reconnect: a refused connection
+                    // must surface at once (it opens the breaker); the
+                    // breaker's probe reconnects every 100 ms.
                     .set_min_delay(Duration::from_millis(50))
                     .set_max_delay(Duration::from_millis(200))
-                    .set_number_of_retries(2)
+                    .set_number_of_retries(0)
                     .set_pipeline_buffer_size(1024);
                 let manager =
                     ConnectionManager::new_lazy_with_config(client, config).map_err(|_| {
@@ -522,11 +573,11 @@ impl RedisStore {
                     .build()
                     .map_err(bad_url)?;
                 (
-                    Connection::Cluster {
+                    Connection::Cluster(Box::new(ClusterState {
                         client,
                         conn: ArcSwapOption::empty(),
                         connecting: tokio::sync::Mutex::new(()),
-                    },
+                    })),
                     true,
                 )
             }
@@ -537,7 +588,7 @@ impl RedisStore {
             shards: cfg.shards,
         };
         Ok(Self {
-            inner: Arc::new(Inner {
+            inner: Arc::new_cyclic(|me| Inner {
                 conn,
                 keys,
                 cfg,
@@ -547,6 +598,10 @@ impl RedisStore {
                 refreshing: AtomicBool::new(false),
                 dry: Mutex::new(None),
                 cluster,
+                breaker: Mutex::new(None),
+                probing: AtomicBool::new(false),
+                slow_commits: std::sync::atomic::AtomicU32::new(0),
+                me: me.clone(),
             }),
         })
     }
@@ -625,7 +680,87 @@ impl Inner {
     }
 
     fn unavailable(&self, e: RedisError) -> StoreError {
-        StoreError::Unavailable(self.scrub(format!("redis: {e}")))
+        let msg = self.scrub(format!("redis: {e}"));
+        if e.is_io_error()
+            || e.is_timeout()
+            || e.is_connection_dropped()
+            || e.is_connection_refusal()
+        {
+            self.trip(&msg);
+        }
+        StoreError::Unavailable(msg)
+    }
+
+    /// Fails at once while Redis is known unusable.
+    fn check_breaker(&self) -> Result<(), StoreError> {
+        match &*self.breaker.lock() {
+            Some(why) => Err(StoreError::Unavailable(format!(
+                "Redis unusable ({why}); waiting for it to answer again"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// Opens the breaker and starts the probe that closes it: a `PING`
+    /// answered within the call budget, tried every [`PROBE_EVERY`].
+    fn trip(&self, why: &str) {
+        {
+            let mut b = self.breaker.lock();
+            if b.is_none() {
+                tracing::warn!(reason = %why, "Redis unusable: decisions fail closed until it answers again");
+            }
+            *b = Some(why.to_string());
+        }
+        if self.probing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (Some(me), Ok(rt)) = (self.me.upgrade(), tokio::runtime::Handle::try_current()) else {
+            self.probing.store(false, Ordering::Release);
+            return;
+        };
+        rt.spawn(async move {
+            loop {
+                tokio::time::sleep(PROBE_EVERY).await;
+                let ping = tokio::time::timeout(me.cfg.call_budget, me.probe()).await;
+                if matches!(ping, Ok(Ok(()))) {
+                    *me.breaker.lock() = None;
+                    me.slow_commits.store(0, Ordering::Relaxed);
+                    me.probing.store(false, Ordering::Release);
+                    tracing::info!("Redis answers again");
+                    return;
+                }
+                if Arc::strong_count(&me) == 1 {
+                    // The store was dropped: nobody needs the answer.
+                    me.probing.store(false, Ordering::Release);
+                    return;
+                }
+            }
+        });
+    }
+
+    /// A `PING` that does not trip the breaker again.
+    async fn probe(&self) -> Result<(), RedisError> {
+        let cmd = redis::cmd("PING");
+        match &self.conn {
+            Connection::Single(m) => cmd.query_async::<Value>(&mut m.clone()).await.map(|_| ()),
+            Connection::Cluster(cs) => {
+                let ClusterState {
+                    client,
+                    conn,
+                    connecting,
+                } = &**cs;
+                let c = match conn.load_full() {
+                    Some(c) => (*c).clone(),
+                    None => {
+                        let _guard = connecting.lock().await;
+                        let c = client.get_async_connection().await?;
+                        conn.store(Some(Arc::new(c.clone())));
+                        c
+                    }
+                };
+                cmd.query_async::<Value>(&mut c.clone()).await.map(|_| ())
+            }
+        }
     }
 
     async fn cluster_conn(
@@ -652,11 +787,12 @@ impl Inner {
     async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, StoreError> {
         let r = match &self.conn {
             Connection::Single(m) => cmd.query_async(&mut m.clone()).await,
-            Connection::Cluster {
-                client,
-                conn,
-                connecting,
-            } => {
+            Connection::Cluster(cs) => {
+                let ClusterState {
+                    client,
+                    conn,
+                    connecting,
+                } = &**cs;
                 let mut c = self.cluster_conn(client, conn, connecting).await?;
                 cmd.query_async(&mut c).await
             }
@@ -667,11 +803,12 @@ impl Inner {
     async fn invoke(&self, inv: &ScriptInvocation<'_>) -> Result<Value, StoreError> {
         let r = match &self.conn {
             Connection::Single(m) => inv.invoke_async(&mut m.clone()).await,
-            Connection::Cluster {
-                client,
-                conn,
-                connecting,
-            } => {
+            Connection::Cluster(cs) => {
+                let ClusterState {
+                    client,
+                    conn,
+                    connecting,
+                } = &**cs;
                 let mut c = self.cluster_conn(client, conn, connecting).await?;
                 inv.invoke_async(&mut c).await
             }
@@ -698,6 +835,30 @@ impl Inner {
                 "Redis key layout is {stored:?}, this replica uses {mine:?}"
             )));
         }
+        // Load every script now, so the first decisions do not pay the
+        // NOSCRIPT → SCRIPT LOAD → EVALSHA round trips (a restarted Redis has
+        // none loaded; `invoke` then falls back the same way).
+        for script in [
+            &*COMMIT,
+            &*LEASE,
+            &*RETURN_TO_POOL,
+            &*READ_HASHES,
+            &*REPLACE_POLICY,
+        ] {
+            let r = match &self.conn {
+                Connection::Single(m) => script.load_async(&mut m.clone()).await,
+                Connection::Cluster(cs) => {
+                    let ClusterState {
+                        client,
+                        conn,
+                        connecting,
+                    } = &**cs;
+                    let mut c = self.cluster_conn(client, conn, connecting).await?;
+                    script.load_async(&mut c).await
+                }
+            };
+            r.map_err(|e| self.unavailable(e))?;
+        }
         self.layout_ok.store(true, Ordering::Release);
         Ok(())
     }
@@ -706,7 +867,7 @@ impl Inner {
     async fn commit_once(
         &self,
         p: &Prepared,
-        deposit: i64,
+        reserved: i64,
         pool_dry: bool,
     ) -> Result<Reply, StoreError> {
         let mut inv = COMMIT.prepare_invoke();
@@ -721,11 +882,8 @@ impl Inner {
             .arg(p.value_cap)
             .arg(p.cutoff_ms)
             .arg(p.ledger_ttl)
-            .arg(p.daily)
-            .arg(p.version)
-            .arg(deposit)
+            .arg(reserved)
             .arg(if pool_dry { "1" } else { "0" })
-            .arg(ms(ALLOWANCE_TTL))
             .arg(ms(SPEND_TTL))
             .arg(ms(GRANT_LOG_TTL))
             .arg(p.window_ttl)
@@ -742,14 +900,16 @@ impl Inner {
             inv.arg(c);
         }
         let reply = array(self.invoke(&inv).await?)?;
-        let status = reply.first().and_then(text).unwrap_or_default();
-        let second = reply.get(1).and_then(text);
-        match (status.as_str(), second) {
-            ("mismatch", _) => Ok(Reply::Mismatch),
-            ("replay", Some(j)) => Ok(Reply::Replay(j)),
-            ("rec", Some(choice)) => Ok(Reply::Recorded(choice)),
-            ("short", Some(a)) => Ok(Reply::Short(
-                a.parse().map_err(|e| corrupt("allowance", e))?,
+        let field = |i: usize| reply.get(i).and_then(text);
+        match (field(0).as_deref(), field(1), field(2)) {
+            (Some("mismatch"), _, _) => Ok(Reply::Mismatch),
+            (Some("replay"), Some(j), _) => Ok(Reply::Replay(j)),
+            (Some("short"), _, _) => Ok(Reply::Short),
+            (Some("rec"), Some(choice), Some(unused)) => Ok(Reply::Recorded(
+                choice,
+                unused
+                    .parse()
+                    .map_err(|e| corrupt("unused reservation", e))?,
             )),
             _ => Err(StoreError::Corrupt(format!(
                 "unexpected commit reply {reply:?}"
@@ -757,60 +917,49 @@ impl Inner {
         }
     }
 
-    async fn lease(
+    /// Reserves `amount` from the day's pool.
+    async fn reserve(
         &self,
         day: Date,
         daily: i64,
         version: u32,
-        want: i64,
-        need: i64,
+        amount: i64,
     ) -> Result<Lease, StoreError> {
         let mut inv = LEASE.prepare_invoke();
         inv.key(self.keys.pool(day))
             .key(self.keys.policy())
             .arg(daily)
             .arg(version)
-            .arg(want)
-            .arg(need)
+            .arg(amount)
             .arg(ms(SPEND_TTL));
         let reply = array(self.invoke(&inv).await?)?;
-        let status = reply.first().and_then(text).unwrap_or_default();
-        let amount: i64 = reply
-            .get(1)
-            .and_then(text)
-            .and_then(|a| a.parse().ok())
-            .unwrap_or(0);
-        match status.as_str() {
-            "ok" => Ok(Lease::Got(amount)),
-            "short" => Ok(Lease::Short),
-            "uninit" => Ok(Lease::Uninitialised),
+        match reply.first().and_then(text).as_deref() {
+            Some("ok") => Ok(Lease::Got),
+            Some("short") => Ok(Lease::Short),
+            Some("uninit") => Ok(Lease::Uninitialised),
             _ => Err(StoreError::Corrupt(format!(
-                "unexpected lease reply {reply:?}"
+                "unexpected reservation reply {reply:?}"
             ))),
         }
     }
 
-    /// Returns a shard's allowance to the pool (the pool ran dry).
-    async fn give_back(&self, shard: u16, day: Date) -> Result<(), StoreError> {
-        let mut take = TAKE_ALLOWANCE.prepare_invoke();
-        take.key(self.keys.allowance(shard, day));
-        let taken: i64 = text(&self.invoke(&take).await?)
-            .and_then(|a| a.parse().ok())
-            .unwrap_or(0);
-        if taken > 0 {
-            let mut ret = RETURN_TO_POOL.prepare_invoke();
-            ret.key(self.keys.pool(day)).arg(taken);
-            self.invoke(&ret).await?;
+    /// Hands an unused reservation back to the day's pool. Failing to is
+    /// under-spend, never over-spend, so it is logged, not raised.
+    async fn hand_back(&self, day: Date, amount: i64) {
+        if amount <= 0 {
+            return;
         }
-        Ok(())
+        let mut inv = RETURN_TO_POOL.prepare_invoke();
+        inv.key(self.keys.pool(day)).arg(amount);
+        if let Err(e) = self.invoke(&inv).await {
+            tracing::warn!(error = %e, amount_milli = amount, "could not hand an unused budget reservation back: the day under-spends by it");
+        }
     }
 
     fn pool_known_dry(&self, day: Date, version: u32) -> bool {
-        if self.cfg.window_snapshot_ttl.is_zero() {
-            return false;
-        }
+        let memory = self.cfg.dry_pool_memory;
         self.dry.lock().as_ref().is_some_and(|d| {
-            d.day == day && d.version == version && d.since.elapsed() < DRY_POOL_MEMORY
+            d.day == day && d.version == version && d.since.elapsed() < memory
         })
     }
 
@@ -826,17 +975,24 @@ impl Inner {
         self.gate().await?;
         let p = Prepared::new(&c, &self.keys)?;
         let day = utc_day(c.now);
-        let mut deposit = 0;
+        let mut reserved = 0;
         let mut pool_dry = false;
         for round in 0..COMMIT_ROUNDS {
-            match self.commit_once(&p, deposit, pool_dry).await? {
+            let reply = self.commit_once(&p, reserved, pool_dry).await?;
+            let unused = match &reply {
+                Reply::Recorded(_, unused) => *unused,
+                Reply::Short => 0,
+                Reply::Mismatch | Reply::Replay(_) => reserved,
+            };
+            self.hand_back(day, unused).await;
+            match reply {
                 Reply::Mismatch => return Ok(CommitOutcome::Mismatch),
                 Reply::Replay(j) => {
                     let d: Decision =
                         serde_json::from_str(&j).map_err(|e| corrupt("stored decision", e))?;
                     return Ok(CommitOutcome::Replayed(d));
                 }
-                Reply::Recorded(choice) => {
+                Reply::Recorded(choice, _) => {
                     let d = match choice.as_str() {
                         "granted" => c.granted,
                         "cap" => c.refused_by_cap,
@@ -849,24 +1005,17 @@ impl Inner {
                     };
                     return Ok(CommitOutcome::Recorded(d));
                 }
-                Reply::Short(have) => {
-                    deposit = 0;
-                    let value = p.value;
+                Reply::Short => {
+                    // The last round settles for a refusal (it never says short).
+                    reserved = 0;
                     if round + 2 >= COMMIT_ROUNDS || self.pool_known_dry(day, p.version) {
                         pool_dry = true;
                         continue;
                     }
-                    let need = (value - have).max(1);
-                    // Lease whole gestures, about daily / (4 S) at a time.
-                    let chunk = (p.daily + 4 * i64::from(self.keys.shards) - 1)
-                        / (4 * i64::from(self.keys.shards));
-                    let per = value.max(1);
-                    let want = (((chunk + per - 1) / per) * per - have).max(need);
-                    match self.lease(day, p.daily, p.version, want, need).await? {
-                        Lease::Got(x) => deposit = x,
+                    match self.reserve(day, p.daily, p.version, p.value).await? {
+                        Lease::Got => reserved = p.value,
                         Lease::Short => {
                             self.mark_dry(day, p.version);
-                            self.give_back(p.shard, day).await?;
                             pool_dry = true;
                         }
                         Lease::Uninitialised => {
@@ -976,8 +1125,7 @@ impl Inner {
 
 /// Everything a commit sends, built once for all its rounds.
 struct Prepared {
-    shard: u16,
-    keys: [String; 8],
+    keys: [String; 7],
     hash: String,
     now_ms: i64,
     value: i64,
@@ -1040,12 +1188,10 @@ impl Prepared {
             .map(|cell| serde_json::to_string(cell).map_err(|e| corrupt("cell", e)))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
-            shard,
             keys: [
                 keys.idem(shard, &c.interaction_id),
                 keys.dec(shard, c.granted.decision_id),
                 keys.ledger(shard, &c.customer_id),
-                keys.allowance(shard, day),
                 keys.spent(shard, day),
                 keys.grants(shard, day),
                 keys.window(shard, bucket),
@@ -1084,10 +1230,83 @@ fn recent_per_shard(shards: u16) -> usize {
     (2 * RECENT_INTERACTIONS_KEPT).div_ceil(usize::from(shards.max(1)))
 }
 
+/// A future that, when dropped before completion (its caller's deadline
+/// passed), is spawned to run to completion instead of being cancelled.
+struct FinishOnDrop<T: Send + 'static> {
+    fut: Option<std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>>,
+}
+
+impl<T: Send + 'static> FinishOnDrop<T> {
+    fn new(fut: impl std::future::Future<Output = T> + Send + 'static) -> Self {
+        Self {
+            fut: Some(Box::pin(fut)),
+        }
+    }
+}
+
+impl<T: Send + 'static> std::future::Future for FinishOnDrop<T> {
+    type Output = T;
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<T> {
+        let Some(fut) = self.fut.as_mut() else {
+            return std::task::Poll::Pending;
+        };
+        let out = fut.as_mut().poll(cx);
+        if out.is_ready() {
+            self.fut = None;
+        }
+        out
+    }
+}
+
+impl<T: Send + 'static> Drop for FinishOnDrop<T> {
+    fn drop(&mut self) {
+        if let (Some(fut), Ok(rt)) = (self.fut.take(), tokio::runtime::Handle::try_current()) {
+            rt.spawn(async move {
+                let _ = fut.await;
+            });
+        }
+    }
+}
+
 #[async_trait]
 impl Store for RedisStore {
     async fn commit(&self, commit: Commit) -> Result<CommitOutcome, StoreError> {
-        self.bounded(self.inner.commit(commit)).await
+        // Polled here while the caller waits; if the caller gives up (its
+        // deadline passed), the commit is finished in the background, so a
+        // reservation taken from the pool is spent or handed back, and the
+        // unknown outcome settles quickly for the replay.
+        let inner = self.inner.clone();
+        inner.check_breaker()?;
+        let bg = inner.clone();
+        let finishing = FinishOnDrop::new(async move {
+            match tokio::time::timeout(COMMIT_TASK_LIMIT, bg.commit(commit)).await {
+                Ok(r) => r,
+                Err(_) => Err(StoreError::Unavailable(format!(
+                    "the commit did not finish within {} s",
+                    COMMIT_TASK_LIMIT.as_secs()
+                ))),
+            }
+        });
+        let budget = inner.cfg.call_budget.min(inner.cfg.op_timeout);
+        match tokio::time::timeout(budget, finishing).await {
+            Ok(r) => {
+                inner.slow_commits.store(0, Ordering::Relaxed);
+                r
+            }
+            Err(_) => {
+                // Several in a row: Redis hangs or is too slow to be useful.
+                if inner.slow_commits.fetch_add(1, Ordering::Relaxed) + 1 >= SLOW_COMMITS_TO_TRIP {
+                    inner.trip(&format!("commits slower than {} ms", budget.as_millis()));
+                }
+                Err(StoreError::Unavailable(format!(
+                    "no commit within {} ms (it may still be recorded: replay the interaction id)",
+                    budget.as_millis()
+                )))
+            }
+        }
     }
 
     async fn window_stats(
@@ -1117,6 +1336,13 @@ impl Store for RedisStore {
         };
         if let Some((true, _, stats)) = &cached {
             return Ok(stats.clone());
+        }
+        if let Err(e) = inner.check_breaker() {
+            // Serve what there is; do not pile refreshes on a dead Redis.
+            return match cached {
+                Some((_, age, stats)) if age < MAX_SNAPSHOT_AGE => Ok(stats),
+                _ => Err(e),
+            };
         }
         // Refresh in the background, single flight; it completes even if
         // this caller's deadline passes.
@@ -1153,12 +1379,17 @@ impl Store for RedisStore {
         };
         match (cached, handle) {
             (Some((_, age, stats)), _) if age < MAX_SNAPSHOT_AGE => Ok(stats),
-            (_, Some(h)) if !failing => {
-                self.bounded(async {
-                    h.await
-                        .map_err(|e| StoreError::Unavailable(format!("window refresh: {e}")))?
-                })
-                .await
+            // A replica's first snapshot: worth a short wait, not the
+            // decision's whole deadline (the rule's norms stand in).
+            (_, Some(h)) if !failing && inner.layout_ok.load(Ordering::Acquire) => {
+                match tokio::time::timeout(FIRST_SNAPSHOT_WAIT, h).await {
+                    Ok(r) => {
+                        r.map_err(|e| StoreError::Unavailable(format!("window refresh: {e}")))?
+                    }
+                    Err(_) => Err(StoreError::Unavailable(
+                        "the first window snapshot is still being read".into(),
+                    )),
+                }
             }
             _ => Err(StoreError::Unavailable(
                 "no recent window snapshot (Redis unavailable)".into(),
@@ -1192,7 +1423,7 @@ impl Store for RedisStore {
                     all.push(serde_json::from_str(&e).map_err(|e| corrupt("recent entry", e))?);
                 }
             }
-            all.sort_by(|a, b| b.at.cmp(&a.at));
+            all.sort_by_key(|e| std::cmp::Reverse(e.at));
             Ok(all
                 .into_iter()
                 .take_while(|e| e.at >= since)
@@ -1333,6 +1564,7 @@ impl Store for RedisStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         let inner = self.inner.clone();
+        inner.check_breaker()?;
         self.bounded(async move {
             inner.gate().await?;
             let _: Value = inner.query(&redis::cmd("PING")).await?;
@@ -1407,7 +1639,6 @@ mod tests {
             keys.idem(k, &i),
             keys.dec(k, Uuid::nil()),
             keys.ledger(k, &c),
-            keys.allowance(k, day),
             keys.spent(k, day),
             keys.grants(k, day),
             keys.window(k, -3),

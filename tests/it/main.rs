@@ -11,4 +11,8 @@ mod obp_reference;
 mod openapi;
 mod parity;
 mod policy_api;
+mod redis_harness;
+mod redis_store;
+mod simulator;
+mod store_contract;
 mod vader_reference;

@@ -1,54 +1,49 @@
+#!lua
 -- One decision's whole state change, atomically (src/store/redis.rs explains
 -- the key layout). Every key is under the customer's shard hash tag, so the
 -- script touches one Cluster slot.
 --
 -- KEYS: 1 idempotency record (hash h, d, j)   2 decision index (id -> interaction)
---       3 customer ledger (zset)              4 shard budget allowance (hash a, daily, ver)
---       5 shard spend of the day (hash v, n)  6 shard grant log of the day (list)
---       7 window bucket (hash)                8 recent interactions (list)
+--       3 customer ledger (zset)              4 shard spend of the day (hash v, n)
+--       5 shard grant log of the day (list)   6 window bucket (hash)
+--       7 recent interactions (list)
 -- ARGV: 1 body hash       2 now (ms)          3 idempotency ttl (ms)
 --       4 gesture value (milli-units, -1: no gesture requested)
 --       5 perks per customer   6 max value per customer (milli)
 --       7 ledger cutoff (ms; entries at or before it left the cap window)
---       8 ledger ttl (ms)      9 daily budget (milli)   10 policy version
---       11 deposit (milli, leased from the day's pool for this shard)
---       12 '1': the pool cannot cover this gesture (refuse by budget when short)
---       13 allowance ttl  14 spend ttl  15 grant log ttl  16 window ttl (ms)
---       17 recent entry   18 recent entries kept   19 recent ttl (ms)
---       20 decision id    21 interaction id        22 grant log entry
---       23 answer if granted  24 answer if refused by the cap  25 answer if refused by the budget
---       26.. window cells
+--       8 ledger ttl (ms)
+--       9 budget reserved from the day's pool for this commit (milli)
+--       10 '1': the pool cannot cover this gesture (refuse by budget)
+--       11 spend ttl  12 grant log ttl  13 window ttl (ms)
+--       14 recent entry   15 recent entries kept   16 recent ttl (ms)
+--       17 decision id    18 interaction id        19 grant log entry
+--       20 answer if granted  21 answer if refused by the cap  22 answer if refused by the budget
+--       23.. window cells
+-- Returns {'mismatch'} | {'replay', stored answer} | {'short'} (nothing
+-- recorded: reserve the gesture from the pool and call again) |
+-- {'rec', 'granted' | 'cap' | 'budget', unused reservation (milli)}.
 local value_s = ARGV[4]
 local value = tonumber(value_s)
-local daily = tonumber(ARGV[9])
-local version = tonumber(ARGV[10])
-local deposit = tonumber(ARGV[11])
-local first_cell = 26
+local reserved = tonumber(ARGV[9])
+local first_cell = 23
 
--- The shard's allowance for the day. A newer policy with a lower budget
--- forfeits what was leased under the higher one (under-spend, never over);
--- a replica still on an older policy changes nothing.
-local function allowance()
-  local a = redis.call('HMGET', KEYS[4], 'a', 'daily', 'ver')
-  local amount = tonumber(a[1]) or 0
-  local under = tonumber(a[2])
-  local ver = tonumber(a[3])
-  if ver == nil or version > ver then
-    if under ~= nil and under > daily then
-      amount = 0
-    end
-    redis.call('HSET', KEYS[4], 'a', string.format('%d', amount), 'daily', ARGV[9], 'ver', ARGV[10])
-    redis.call('PEXPIRE', KEYS[4], ARGV[13])
-  end
-  return amount
+-- Redis does not roll a script back when a command fails half-way, so every
+-- write this script may do is checked against the caller's ACL before the
+-- first one (the shebang makes Redis refuse the script up front when it is
+-- out of memory, for the same reason).
+local checks = {
+  {'ZREMRANGEBYSCORE', KEYS[3], '-inf', '0'}, {'ZRANGE', KEYS[3], '0', '-1'},
+  {'HMGET', KEYS[1], 'h'}, {'HSET', KEYS[1], 'h', 'x'}, {'SET', KEYS[2], 'x'},
+  {'ZADD', KEYS[3], '0', 'x'}, {'HINCRBY', KEYS[4], 'v', '1'}, {'RPUSH', KEYS[5], 'x'},
+  {'HINCRBY', KEYS[6], 'd', '1'}, {'LPUSH', KEYS[7], 'x'}, {'LTRIM', KEYS[7], '0', '1'},
+}
+for i = 1, 7 do
+  checks[#checks + 1] = {'PEXPIRE', KEYS[i], '1'}
 end
-
--- A lease taken for this shard is deposited whatever happens next, so it is
--- never lost to a replay or a refusal.
-if deposit > 0 then
-  allowance()
-  redis.call('HINCRBY', KEYS[4], 'a', ARGV[11])
-  redis.call('PEXPIRE', KEYS[4], ARGV[13])
+for _, c in ipairs(checks) do
+  if not redis.acl_check_cmd(unpack(c)) then
+    return redis.error_reply('NOPERM fairtreat commit: the Redis user may not run ' .. c[1] .. ' on ' .. c[2])
+  end
 end
 
 local rec = redis.call('HMGET', KEYS[1], 'h', 'j')
@@ -61,6 +56,7 @@ end
 
 local choice = 'granted'
 local granted = false
+local unused = reserved
 if value >= 0 then
   redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[7])
   local n, sum = 0, 0
@@ -70,48 +66,45 @@ if value >= 0 then
   end
   if n >= tonumber(ARGV[5]) or sum + value > tonumber(ARGV[6]) then
     choice = 'cap'
+  elseif reserved >= value then
+    granted = true
+    unused = reserved - value
+  elseif ARGV[10] == '1' then
+    choice = 'budget'
   else
-    local a = allowance()
-    if a >= value then
-      redis.call('HINCRBY', KEYS[4], 'a', '-' .. value_s)
-      granted = true
-    elseif ARGV[12] == '1' then
-      choice = 'budget'
-    else
-      return {'short', string.format('%d', a)}
-    end
+    return {'short'}
   end
 end
 
-local answer = ARGV[23]
+local answer = ARGV[20]
 if choice == 'cap' then
-  answer = ARGV[24]
+  answer = ARGV[21]
 elseif choice == 'budget' then
-  answer = ARGV[25]
+  answer = ARGV[22]
 end
-redis.call('HSET', KEYS[1], 'h', ARGV[1], 'd', ARGV[20], 'j', answer)
+redis.call('HSET', KEYS[1], 'h', ARGV[1], 'd', ARGV[17], 'j', answer)
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
-redis.call('SET', KEYS[2], ARGV[21], 'PX', ARGV[3])
+redis.call('SET', KEYS[2], ARGV[18], 'PX', ARGV[3])
 if granted then
-  redis.call('ZADD', KEYS[3], ARGV[2], ARGV[20] .. ':' .. value_s)
+  redis.call('ZADD', KEYS[3], ARGV[2], ARGV[17] .. ':' .. value_s)
   redis.call('PEXPIRE', KEYS[3], ARGV[8])
-  redis.call('HINCRBY', KEYS[5], 'v', value_s)
-  redis.call('HINCRBY', KEYS[5], 'n', 1)
-  redis.call('PEXPIRE', KEYS[5], ARGV[14])
-  redis.call('RPUSH', KEYS[6], ARGV[22])
-  redis.call('PEXPIRE', KEYS[6], ARGV[15])
+  redis.call('HINCRBY', KEYS[4], 'v', value_s)
+  redis.call('HINCRBY', KEYS[4], 'n', 1)
+  redis.call('PEXPIRE', KEYS[4], ARGV[11])
+  redis.call('RPUSH', KEYS[5], ARGV[19])
+  redis.call('PEXPIRE', KEYS[5], ARGV[12])
 end
 for i = first_cell, #ARGV do
-  redis.call('HINCRBY', KEYS[7], 'd|' .. ARGV[i], 1)
+  redis.call('HINCRBY', KEYS[6], 'd|' .. ARGV[i], 1)
   if granted then
-    redis.call('HINCRBY', KEYS[7], 'p|' .. ARGV[i], 1)
-    redis.call('HINCRBY', KEYS[7], 'v|' .. ARGV[i], value_s)
+    redis.call('HINCRBY', KEYS[6], 'p|' .. ARGV[i], 1)
+    redis.call('HINCRBY', KEYS[6], 'v|' .. ARGV[i], value_s)
   end
 end
 if #ARGV >= first_cell then
-  redis.call('PEXPIRE', KEYS[7], ARGV[16])
+  redis.call('PEXPIRE', KEYS[6], ARGV[13])
 end
-redis.call('LPUSH', KEYS[8], ARGV[17])
-redis.call('LTRIM', KEYS[8], 0, tonumber(ARGV[18]) - 1)
-redis.call('PEXPIRE', KEYS[8], ARGV[19])
-return {'rec', choice}
+redis.call('LPUSH', KEYS[7], ARGV[14])
+redis.call('LTRIM', KEYS[7], 0, tonumber(ARGV[15]) - 1)
+redis.call('PEXPIRE', KEYS[7], ARGV[16])
+return {'rec', choice, string.format('%d', unused)}

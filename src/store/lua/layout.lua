@@ -1,3 +1,4 @@
+#!lua
 -- Records the key layout (prefix, shard count) the first time, and returns
 -- what is recorded: replicas that disagree on the shard count would map one
 -- customer to two shards and break idempotency, so they refuse to run.

@@ -1,0 +1,135 @@
+//! Logged decisions with outcomes: the format `fairtreat simulate --out`
+//! writes and `fairtreat train outcome --logs` / `fairtreat evaluate policy`
+//! read.
+//!
+//! One JSON object per line (JSONL):
+//!
+//! ```json
+//! {"interaction": {…the request…}, "decision_id": "…", "action": "apologise_private_credit",
+//!  "intent": "apologise", "gesture": {"kind": "credit", "value": 18.0} | null,
+//!  "propensity": 0.95, "explored": false, "reward": 1.0,
+//!  "p_true": 0.71, "policy_version": 1, "model_version": "…"}
+//! ```
+//!
+//! `reward` is the outcome in [0, 1] (1: the customer stayed and the
+//! follow-up was positive). `p_true` exists only in simulated logs: the
+//! simulator's true probability of a good outcome, for evaluating models and
+//! estimators against the truth.
+
+use std::sync::Arc;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::world::TrueOutcome;
+use crate::clock::ManualClock;
+use crate::domain::interaction::{Interaction, InteractionInput};
+use crate::domain::outcome::{OutcomeAction, OutcomeContext, OutcomeModel};
+use crate::domain::policy::{GestureKind, Intent, Policy};
+use crate::domain::scoring::{self, LoyaltyInputs};
+use crate::service::{DecisionService, Models, ServiceError};
+use crate::store::memory::MemoryStore;
+
+/// A gesture as logged.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LoggedGesture {
+    pub kind: GestureKind,
+    pub value: f64,
+}
+
+/// One logged decision and its outcome.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogRecord {
+    pub interaction: InteractionInput,
+    pub decision_id: Uuid,
+    pub action: String,
+    pub intent: Intent,
+    pub gesture: Option<LoggedGesture>,
+    pub propensity: f64,
+    #[serde(default)]
+    pub explored: bool,
+    pub reward: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p_true: Option<f64>,
+    pub policy_version: u32,
+    pub model_version: String,
+}
+
+/// The outcome-model context of an interaction, as the decision core sees it.
+pub fn context(models: &Models, interaction: &Interaction, default_stake: f64) -> OutcomeContext {
+    let (scores, _) = scoring::score(interaction, models.sentiment.as_ref());
+    OutcomeContext {
+        sentiment: scores.sentiment,
+        severity: scores.severity,
+        loyalty: scoring::loyalty(LoyaltyInputs {
+            tenure_days: interaction.customer.tenure_days,
+            lifetime_value: interaction.customer.lifetime_value.get(),
+        }),
+        kind: interaction.kind,
+        public: interaction.public,
+        audience: interaction.audience,
+        stake: interaction
+            .order_value
+            .map(|v| v.get())
+            .unwrap_or(default_stake),
+    }
+}
+
+/// Decides every interaction with `policy` through the real decision path,
+/// and draws each outcome from the simulator's truth (seeded).
+pub async fn simulate_logs(
+    policy: &Policy,
+    models: &Models,
+    inputs: &[InteractionInput],
+    seed: u64,
+) -> Result<Vec<LogRecord>, ServiceError> {
+    let mut p = policy.clone();
+    // The log is about outcomes, not money: lift the budget so every
+    // interaction is decided on its merits.
+    p.budget.daily = 1.0e12;
+    let start = inputs
+        .first()
+        .and_then(|i| i.occurred_at)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let clock = ManualClock::new(start);
+    let svc = DecisionService::new(
+        p.clone(),
+        models.clone(),
+        Arc::new(MemoryStore::new()),
+        Arc::new(clock.clone()),
+    );
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed_0f_107);
+    let mut out = Vec::with_capacity(inputs.len());
+    for input in inputs {
+        if let Some(at) = input.occurred_at {
+            clock.set(at);
+        }
+        let interaction = Interaction::try_from(input.clone())
+            .map_err(|e| ServiceError::Store(crate::store::StoreError::Corrupt(e.to_string())))?;
+        let d = svc.decide(input, interaction.clone()).await?.decision;
+        let intent = p
+            .action(&d.action)
+            .map(|a| a.intent)
+            .unwrap_or(Intent::Ignore);
+        let gesture = d.gesture.as_ref().map(|g| (g.kind, g.value));
+        let ctx = context(models, &interaction, 40.0);
+        let p_true = TrueOutcome.p_good(&ctx, &OutcomeAction { intent, gesture });
+        let reward = if rng.gen::<f64>() < p_true { 1.0 } else { 0.0 };
+        out.push(LogRecord {
+            interaction: input.clone(),
+            decision_id: d.decision_id,
+            action: d.action,
+            intent,
+            gesture: gesture.map(|(kind, value)| LoggedGesture { kind, value }),
+            propensity: d.propensity,
+            explored: d.explored,
+            reward,
+            p_true: Some(p_true),
+            policy_version: d.policy_version,
+            model_version: d.model_version,
+        });
+    }
+    Ok(out)
+}

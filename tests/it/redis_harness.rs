@@ -1,0 +1,655 @@
+//! Real Redis for tests, on loopback only: a `redis-server` per test on a
+//! free port, one shared 3-primary Redis Cluster, a fault-injecting TCP proxy,
+//! and real `fairtreat serve` replicas pointed at them.
+//!
+//! Nothing here mocks Redis. Every process is stopped when its handle drops;
+//! as a second line of defence each one has a watchdog shell that kills it
+//! when the test binary exits (the shared cluster lives in a static, which is
+//! never dropped). Missing `redis-server` is a test failure with a clear
+//! message, never a silent skip: `scripts/test.sh` installs it.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use fairtreat::store::redis::{RedisConfig, RedisStore, RedisUrl};
+use serde_json::Value;
+
+/// Panics with an actionable message when a Redis binary is missing.
+pub fn require(bin: &str) {
+    let ok = Command::new(bin)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "`{bin}` is not installed: the Redis tests need a real Redis. \
+         Run scripts/test.sh (it installs redis-server), or `apt-get install -y redis-server`."
+    );
+}
+
+/// A port nothing listens on right now (the OS picks it).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+fn port_free(p: u16) -> bool {
+    TcpListener::bind(("127.0.0.1", p)).is_ok()
+}
+
+static SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// A unique name within this test run (key prefixes, temp dirs).
+pub fn unique(tag: &str) -> String {
+    format!(
+        "{tag}{}x{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("fairtreat-{}", unique(tag)));
+    std::fs::create_dir_all(&d).expect("temp dir");
+    d
+}
+
+/// Kills `pid` when this test process exits, however it exits.
+fn watchdog(pid: u32) -> Child {
+    let me = std::process::id();
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "while kill -0 {me} 2>/dev/null && kill -0 {pid} 2>/dev/null; do sleep 1; done; kill -9 {pid} 2>/dev/null"
+        ))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("sh runs")
+}
+
+pub fn signal(pid: u32, sig: &str) {
+    let ok = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "kill -{sig} {pid} failed");
+}
+
+/// Sends one inline command over a raw socket and reads one reply line.
+fn raw(port: u16, password: Option<&str>, cmd: &str) -> std::io::Result<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_millis(500)))?;
+    let mut r = BufReader::new(s.try_clone()?);
+    let mut line = String::new();
+    if let Some(p) = password {
+        s.write_all(format!("AUTH {p}\r\n").as_bytes())?;
+        r.read_line(&mut line)?;
+        line.clear();
+    }
+    s.write_all(format!("{cmd}\r\n").as_bytes())?;
+    r.read_line(&mut line)?;
+    Ok(line)
+}
+
+/// How to start a `redis-server`.
+#[derive(Clone, Default)]
+pub struct RedisOptions {
+    /// `requirepass` (the default user's password).
+    pub password: Option<String>,
+    /// AOF with `appendfsync always`, so a SIGKILL loses nothing.
+    pub persistent: bool,
+    /// Extra `--name value` arguments.
+    pub extra: Vec<String>,
+}
+
+/// One `redis-server` on 127.0.0.1.
+pub struct RedisServer {
+    child: Child,
+    dog: Child,
+    pub port: u16,
+    dir: PathBuf,
+    opts: RedisOptions,
+}
+
+impl RedisServer {
+    pub fn start() -> Self {
+        Self::start_with(RedisOptions::default())
+    }
+
+    pub fn start_with(opts: RedisOptions) -> Self {
+        require("redis-server");
+        let dir = temp_dir("redis");
+        for _ in 0..5 {
+            let port = free_port();
+            let (child, dog) = Self::spawn(port, &dir, &opts, &[]);
+            let mut s = Self {
+                child,
+                dog,
+                port,
+                dir: dir.clone(),
+                opts: opts.clone(),
+            };
+            if s.wait_ready(Duration::from_secs(5)) {
+                return s;
+            }
+            let _ = s.child.kill();
+            let _ = s.child.wait();
+        }
+        panic!("redis-server did not start on a free port (5 attempts)");
+    }
+
+    fn spawn(port: u16, dir: &PathBuf, opts: &RedisOptions, more: &[String]) -> (Child, Child) {
+        let mut cmd = Command::new("redis-server");
+        cmd.arg("--port")
+            .arg(port.to_string())
+            .args(["--bind", "127.0.0.1", "--save", ""])
+            .arg("--dir")
+            .arg(dir)
+            .args(["--appendonly", if opts.persistent { "yes" } else { "no" }])
+            .args(["--appendfsync", "always", "--daemonize", "no"]);
+        if let Some(p) = &opts.password {
+            cmd.args(["--requirepass", p]);
+        }
+        cmd.args(&opts.extra).args(more);
+        let child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server runs");
+        let dog = watchdog(child.id());
+        (child, dog)
+    }
+
+    fn wait_ready(&mut self, limit: Duration) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return false;
+            }
+            if raw(self.port, self.opts.password.as_deref(), "PING")
+                .is_ok_and(|l| l.starts_with("+PONG"))
+            {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
+    }
+
+    pub fn url(&self) -> String {
+        match &self.opts.password {
+            Some(p) => format!("redis://:{p}@127.0.0.1:{}", self.port),
+            None => format!("redis://127.0.0.1:{}", self.port),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn pause(&self) {
+        signal(self.pid(), "STOP");
+    }
+
+    pub fn resume(&self) {
+        signal(self.pid(), "CONT");
+    }
+
+    /// SIGKILL, and wait until the port is closed.
+    pub fn kill(&mut self) {
+        signal(self.pid(), "KILL");
+        let _ = self.child.wait();
+    }
+
+    /// Starts it again on the same port (and data directory).
+    pub fn restart(&mut self) {
+        let _ = self.dog.kill();
+        let _ = self.dog.wait();
+        let start = Instant::now();
+        loop {
+            let (child, dog) = Self::spawn(self.port, &self.dir, &self.opts, &[]);
+            self.child = child;
+            self.dog = dog;
+            if self.wait_ready(Duration::from_secs(5)) {
+                return;
+            }
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "redis-server did not restart on port {}",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Runs `redis-cli` against this server (as the default user).
+    pub fn cli(&self, args: &[&str]) -> String {
+        cli(self.port, self.opts.password.as_deref(), args)
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = self.dog.kill();
+        let _ = self.dog.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+pub fn cli(port: u16, password: Option<&str>, args: &[&str]) -> String {
+    require("redis-cli");
+    let mut cmd = Command::new("redis-cli");
+    cmd.args(["-h", "127.0.0.1", "-p", &port.to_string()]);
+    if let Some(p) = password {
+        cmd.env("REDISCLI_AUTH", p);
+    }
+    let out = cmd.args(args).output().expect("redis-cli runs");
+    assert!(
+        out.status.success(),
+        "redis-cli {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A 3-primary Redis Cluster on loopback ports (each node also uses port + 10000).
+pub struct RedisCluster {
+    nodes: Vec<(Child, Child)>,
+    pub ports: Vec<u16>,
+    dir: PathBuf,
+}
+
+impl RedisCluster {
+    pub fn start() -> Self {
+        require("redis-server");
+        require("redis-cli");
+        let dir = temp_dir("cluster");
+        let base = (0..200)
+            .map(|i| 20_000 + ((std::process::id() as u16 % 500) * 40 + i * 7) % 25_000)
+            .find(|p| (0..3).all(|i| port_free(p + i) && port_free(p + i + 10_000)))
+            .expect("three free port pairs below 55535");
+        let ports: Vec<u16> = (0..3).map(|i| base + i).collect();
+        let mut nodes = Vec::new();
+        for p in &ports {
+            let d = dir.join(p.to_string());
+            std::fs::create_dir_all(&d).unwrap();
+            let child = Command::new("redis-server")
+                .arg("--port")
+                .arg(p.to_string())
+                .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+                .args(["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"])
+                .arg("--cluster-config-file")
+                .arg(d.join("nodes.conf"))
+                .arg("--dir")
+                .arg(&d)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("redis-server runs");
+            let dog = watchdog(child.id());
+            nodes.push((child, dog));
+        }
+        let start = Instant::now();
+        for p in &ports {
+            while !raw(*p, None, "PING").is_ok_and(|l| l.starts_with("+PONG")) {
+                assert!(
+                    start.elapsed() < Duration::from_secs(10),
+                    "node {p} did not start"
+                );
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        let mut args: Vec<String> = vec!["--cluster".into(), "create".into()];
+        args.extend(ports.iter().map(|p| format!("127.0.0.1:{p}")));
+        args.extend(["--cluster-replicas", "0", "--cluster-yes"].map(String::from));
+        let out = Command::new("redis-cli")
+            .args(&args)
+            .output()
+            .expect("redis-cli runs");
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for p in &ports {
+            loop {
+                let info = cli(*p, None, &["cluster", "info"]);
+                if info.contains("cluster_state:ok") {
+                    break;
+                }
+                assert!(
+                    start.elapsed() < Duration::from_secs(30),
+                    "cluster not ok on {p}: {info}"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        Self { nodes, ports, dir }
+    }
+
+    pub fn url(&self) -> String {
+        let hosts: Vec<String> = self
+            .ports
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect();
+        format!("redis+cluster://{}", hosts.join(","))
+    }
+
+    /// Every key of every node matching `pattern`, with its node port.
+    pub fn keys(&self, pattern: &str) -> Vec<(u16, String)> {
+        let mut all = Vec::new();
+        for p in &self.ports {
+            for k in cli(*p, None, &["--scan", "--pattern", pattern]).lines() {
+                all.push((*p, k.to_string()));
+            }
+        }
+        all
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for (c, d) in &mut self.nodes {
+            let _ = c.kill();
+            let _ = c.wait();
+            let _ = d.kill();
+            let _ = d.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The cluster shared by every test of this run (started on first use;
+/// tests isolate themselves with their own key prefix).
+pub fn shared_cluster() -> &'static RedisCluster {
+    static CLUSTER: OnceLock<RedisCluster> = OnceLock::new();
+    CLUSTER.get_or_init(RedisCluster::start)
+}
+
+/// A store for tests: exact window reads, generous timeouts (debug builds).
+pub fn test_store(url: &str, prefix: &str) -> RedisStore {
+    let mut cfg = RedisConfig::new(RedisUrl::new(url));
+    cfg.prefix = prefix.to_string();
+    cfg.window_snapshot_ttl = Duration::ZERO;
+    cfg.dry_pool_memory = Duration::ZERO;
+    cfg.response_timeout = Duration::from_secs(2);
+    cfg.op_timeout = Duration::from_secs(5);
+    cfg.call_budget = Duration::from_secs(5);
+    RedisStore::connect(cfg).expect("store config")
+}
+
+// ---------------------------------------------------------------------------
+// Fault proxy
+
+/// What the proxy does to traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Forward as is.
+    Ok,
+    /// Hold every chunk this long before forwarding (each chunk on its own
+    /// clock, so a multiplexed connection is not serialised).
+    Delay(u64),
+    /// Close every connection and every new one.
+    Cut,
+    /// Accept and read, forward nothing; leaving this mode closes the
+    /// connections (a partition that heals with resets, not a flood of
+    /// stale bytes).
+    Blackhole,
+}
+
+struct ProxyShared {
+    mode: Mutex<Mode>,
+    epoch: tokio::sync::watch::Sender<u64>,
+}
+
+/// A loopback TCP proxy in front of a Redis port, on its own thread and runtime.
+pub struct FaultProxy {
+    pub port: u16,
+    shared: Arc<ProxyShared>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl FaultProxy {
+    pub fn start(upstream: u16) -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (epoch, _) = tokio::sync::watch::channel(0u64);
+        let shared = Arc::new(ProxyShared {
+            mode: Mutex::new(Mode::Ok),
+            epoch,
+        });
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
+        let sh = shared.clone();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                let accept = async {
+                    loop {
+                        let Ok((client, _)) = listener.accept().await else {
+                            continue;
+                        };
+                        if *sh.mode.lock().unwrap() == Mode::Cut {
+                            drop(client);
+                            continue;
+                        }
+                        let sh = sh.clone();
+                        tokio::spawn(async move {
+                            let Ok(server) =
+                                tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
+                            else {
+                                return;
+                            };
+                            let _ = client.set_nodelay(true);
+                            let _ = server.set_nodelay(true);
+                            let (cr, cw) = client.into_split();
+                            let (sr, sw) = server.into_split();
+                            let mut epoch = sh.epoch.subscribe();
+                            epoch.borrow_and_update();
+                            tokio::select! {
+                                _ = pump(cr, sw, sh.clone()) => {}
+                                _ = pump(sr, cw, sh.clone()) => {}
+                                _ = epoch.changed() => {}
+                            }
+                        });
+                    }
+                };
+                tokio::select! {
+                    _ = accept => {}
+                    _ = stop_rx => {}
+                }
+            });
+        });
+        Self {
+            port,
+            shared,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        }
+    }
+
+    pub fn set(&self, mode: Mode) {
+        let mut m = self.shared.mode.lock().unwrap();
+        let close = mode == Mode::Cut || (*m == Mode::Blackhole && mode != Mode::Blackhole);
+        *m = mode;
+        drop(m);
+        if close {
+            self.shared.epoch.send_modify(|e| *e += 1);
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        self.shared.epoch.send_modify(|e| *e += 1);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    sh: Arc<ProxyShared>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(tokio::time::Instant, Vec<u8>)>();
+    let writer = async move {
+        while let Some((due, bytes)) = rx.recv().await {
+            tokio::time::sleep_until(due).await;
+            if to.write_all(&bytes).await.is_err() {
+                return;
+            }
+        }
+    };
+    let reader = async move {
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            let n = match from.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            let mode = *sh.mode.lock().unwrap();
+            let delay = match mode {
+                Mode::Ok => 0,
+                Mode::Delay(ms) => ms,
+                Mode::Blackhole => continue,
+                Mode::Cut => return,
+            };
+            let due = tokio::time::Instant::now() + Duration::from_millis(delay);
+            if tx.send((due, buf[..n].to_vec())).is_err() {
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        _ = writer => {}
+        _ = reader => {}
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Real replicas
+
+/// One `fairtreat serve` process.
+pub struct Replica {
+    child: Child,
+    pub addr: String,
+    logs: Arc<Mutex<Vec<String>>>,
+}
+
+impl Replica {
+    /// Starts the binary with `REDIS_URL` and waits for its "listening" line.
+    pub fn start(redis_url: &str, policy: Option<&std::path::Path>, envs: &[(&str, &str)]) -> Self {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_fairtreat"));
+        cmd.args(["serve", "--bind", "127.0.0.1:0", "--workers", "2"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env_remove("FAIRTREAT_BIND")
+            .env_remove("FAIRTREAT_POLICY")
+            .env_remove("FAIRTREAT_MODELS")
+            .env_remove("FAIRTREAT_ADMIN_KEY")
+            .env("REDIS_URL", redis_url)
+            .env("RUST_LOG_FORMAT", "json")
+            .env("RUST_LOG", "info")
+            .envs(envs.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(p) = policy {
+            cmd.arg("--policy").arg(p);
+        }
+        let mut child = cmd.spawn().expect("the fairtreat binary runs");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        for stream in [
+            Box::new(child.stderr.take().unwrap()) as Box<dyn Read + Send>,
+            Box::new(child.stdout.take().unwrap()),
+        ] {
+            let sink = logs.clone();
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                        if v["message"] == "fairtreat listening" {
+                            let _ = tx.send(v["addr"].as_str().unwrap_or_default().to_string());
+                        }
+                    }
+                    sink.lock().unwrap().push(line);
+                }
+            });
+        }
+        let addr = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| {
+                let _ = child.kill();
+                panic!("no listening line; logs: {:?}", logs.lock().unwrap())
+            });
+        Self { child, addr, logs }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn logs(&self) -> String {
+        self.logs.lock().unwrap().join("\n")
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Writes a policy file (the bundled one with `edit` applied) and returns its path.
+pub fn policy_file(edit: impl FnOnce(&mut toml::Table)) -> PathBuf {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/policy.toml"))
+        .expect("bundled policy");
+    let mut doc: toml::Table = text.parse().expect("policy is TOML");
+    edit(&mut doc);
+    let path = temp_dir("policy").join("policy.toml");
+    std::fs::write(&path, toml::to_string(&doc).unwrap()).unwrap();
+    path
+}
+
+/// Serialises the timing-sensitive Redis tests (fault injection, the
+/// replica races): on a 2-core machine they would otherwise measure each
+/// other.
+pub fn heavy() -> std::sync::MutexGuard<'static, ()> {
+    static HEAVY: Mutex<()> = Mutex::new(());
+    HEAVY.lock().unwrap_or_else(|e| e.into_inner())
+}

@@ -1,0 +1,291 @@
+//! What only the Redis store has to prove, beyond the shared contract: key
+//! hygiene (TTLs, prefix), the sharded budget under concurrency, failing
+//! closed on an emptied store, and refusing a mismatched key layout.
+
+use std::sync::Arc;
+
+use fairtreat::domain::policy::Policy;
+use fairtreat::store::redis::RedisStore;
+use fairtreat::store::{CommitOutcome, Store, StoreError};
+use time::Duration;
+
+use crate::redis_harness::{self as h, RedisServer};
+use crate::store_contract::{Op, T0};
+
+/// Keys allowed without a TTL: the configuration and its audit log.
+fn may_live_forever(key: &str) -> bool {
+    key.ends_with(":{meta}:policy")
+        || key.ends_with(":{meta}:policy:log")
+        || key.ends_with(":{meta}:layout")
+}
+
+async fn some_traffic(store: &RedisStore) {
+    for n in 0..40 {
+        let mut op = Op::new(
+            &format!("i-{n}"),
+            &format!("c-{}", n % 13),
+            T0 + Duration::minutes(n * 7),
+            (n % 3 != 0).then_some(20.0),
+        );
+        op.daily = 300.0;
+        store.commit(op.commit()).await.expect("commit");
+    }
+}
+
+fn assert_ttls(keys: &[(String, i64)]) {
+    assert!(keys.len() > 20, "{keys:?}");
+    let forever: Vec<&String> = keys
+        .iter()
+        .filter(|(_, ttl)| *ttl < 0)
+        .map(|(k, _)| k)
+        .collect();
+    assert!(
+        forever.iter().all(|k| may_live_forever(k)),
+        "keys without a TTL: {forever:?}"
+    );
+    for (k, ttl) in keys {
+        assert!(*ttl != -2, "{k} vanished");
+        if k.contains(":idem:") {
+            assert!(
+                *ttl > 47 * 3_600_000,
+                "{k}: idempotency kept ≥ 24 h, got {ttl} ms"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_key_but_the_configuration_carries_a_ttl_and_starts_with_the_prefix() {
+    let server = RedisServer::start();
+    let store = h::test_store(&server.url(), "ft");
+    store.seed_policy(&Policy::bundled(), T0).await.unwrap();
+    some_traffic(&store).await;
+    let keys: Vec<(String, i64)> = server
+        .cli(&["--scan"])
+        .lines()
+        .map(|k| {
+            let ttl = server.cli(&["pttl", k]).trim().parse().unwrap();
+            (k.to_string(), ttl)
+        })
+        .collect();
+    assert!(keys.iter().all(|(k, _)| k.starts_with("ft:")), "{keys:?}");
+    assert_ttls(&keys);
+}
+
+#[tokio::test]
+async fn on_the_cluster_each_shard_lives_in_one_slot_and_every_key_carries_a_ttl() {
+    let cluster = tokio::task::spawn_blocking(h::shared_cluster)
+        .await
+        .unwrap();
+    let prefix = h::unique("ttl");
+    let store = h::test_store(&cluster.url(), &prefix);
+    store.seed_policy(&Policy::bundled(), T0).await.unwrap();
+    some_traffic(&store).await;
+    let mut keys = Vec::new();
+    let mut slot_of_tag = std::collections::HashMap::new();
+    for (port, k) in cluster.keys(&format!("{prefix}:*")) {
+        let ttl = h::cli(port, None, &["pttl", &k]).trim().parse().unwrap();
+        let slot = h::cli(port, None, &["cluster", "keyslot", &k]);
+        let tag = k
+            .split('{')
+            .nth(1)
+            .unwrap()
+            .split('}')
+            .next()
+            .unwrap()
+            .to_string();
+        let prev = slot_of_tag.insert(tag.clone(), (port, slot.clone()));
+        assert!(
+            prev.is_none_or(|p| p == (port, slot.clone())),
+            "tag {tag} spans slots"
+        );
+        keys.push((k, ttl));
+    }
+    let nodes: std::collections::HashSet<u16> = slot_of_tag.values().map(|(p, _)| *p).collect();
+    assert!(
+        nodes.len() >= 2,
+        "shards spread over the primaries: {slot_of_tag:?}"
+    );
+    assert_ttls(&keys);
+}
+
+/// 300 concurrent grants over many customers (so many shards lease from
+/// the pool at once) against a budget for exactly 100: exactly 100 granted,
+/// and the grant log matches what callers were told.
+async fn exact_budget_under_concurrency(url: &str, prefix: &str) {
+    let store = Arc::new(h::test_store(url, prefix));
+    store.seed_policy(&Policy::bundled(), T0).await.unwrap();
+    let tasks: Vec<_> = (0..300)
+        .map(|n| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut op = Op::new(&format!("b-{n}"), &format!("c-{n}"), T0, Some(10.0));
+                op.daily = 1000.0;
+                let out = store.commit(op.commit()).await.expect("commit");
+                match out {
+                    CommitOutcome::Recorded(d) => d.gesture.map(|_| op.iid),
+                    other => panic!("{other:?}"),
+                }
+            })
+        })
+        .collect();
+    let mut told: Vec<String> = Vec::new();
+    for t in tasks {
+        told.extend(t.await.unwrap());
+    }
+    told.sort();
+    let mut ledger: Vec<String> = store
+        .grants(T0.date())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|g| g.interaction_id)
+        .collect();
+    ledger.sort();
+    assert_eq!(told.len(), 100, "grants told");
+    assert_eq!(ledger, told, "the grant log is what callers were told");
+    let spend = store.spend(T0).await.unwrap();
+    assert_eq!((spend.spent, spend.grants), (1000.0, 100));
+    assert_eq!(store.pool_remaining(T0.date()).await.unwrap(), Some(0.0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sharded_budget_grants_exactly_the_budget_under_concurrency() {
+    let server = RedisServer::start();
+    exact_budget_under_concurrency(&server.url(), "ft").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sharded_budget_grants_exactly_the_budget_under_concurrency_on_the_cluster() {
+    let url = tokio::task::spawn_blocking(|| h::shared_cluster().url())
+        .await
+        .unwrap();
+    exact_budget_under_concurrency(&url, &h::unique("bud")).await;
+}
+
+#[tokio::test]
+async fn an_emptied_store_refuses_perks_instead_of_opening_a_full_budget() {
+    let server = RedisServer::start();
+    let store = h::test_store(&server.url(), "ft");
+    store.seed_policy(&Policy::bundled(), T0).await.unwrap();
+    let grant = |n: usize| {
+        let mut op = Op::new(&format!("e-{n}"), &format!("c-{n}"), T0, Some(10.0));
+        op.daily = 1000.0;
+        op
+    };
+    assert!(matches!(
+        store.commit(grant(1).commit()).await.unwrap(),
+        CommitOutcome::Recorded(d) if d.gesture.is_some()
+    ));
+    // Redis restarted without persistence: every key is gone.
+    server.cli(&["flushall"]);
+    let err = store.commit(grant(2).commit()).await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Unavailable(m) if m.contains("no shared policy")),
+        "{err}"
+    );
+    assert!(store.ping().await.is_err(), "/readyz must report it");
+    // Decisions without a perk still work.
+    let plain = Op::new("e-plain", "c-9", T0, None);
+    assert!(matches!(
+        store.commit(plain.commit()).await.unwrap(),
+        CommitOutcome::Recorded(_)
+    ));
+    // Re-seeding (a replica restart, after reconciling) opens the day again.
+    store.seed_policy(&Policy::bundled(), T0).await.unwrap();
+    assert!(store.ping().await.is_ok());
+    assert!(matches!(
+        store.commit(grant(3).commit()).await.unwrap(),
+        CommitOutcome::Recorded(d) if d.gesture.is_some()
+    ));
+}
+
+#[tokio::test]
+async fn a_replica_with_another_shard_count_refuses_to_use_the_store() {
+    let server = RedisServer::start();
+    let store = h::test_store(&server.url(), "ft");
+    store.seed_policy(&Policy::bundled(), T0).await.unwrap();
+    let mut cfg = fairtreat::store::redis::RedisConfig::new(
+        fairtreat::store::redis::RedisUrl::new(server.url()),
+    );
+    cfg.shards = 8;
+    let other = RedisStore::connect(cfg).unwrap();
+    let op = Op::new("l-1", "c-1", T0, None);
+    let err = other.commit(op.commit()).await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Corrupt(m) if m.contains("shards=16")),
+        "{err}"
+    );
+    assert!(other.ping().await.is_err());
+    // The first one is unaffected.
+    assert!(store.commit(op.commit()).await.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_served_window_snapshot_is_refreshed_within_its_ttl_and_keeps_closed_hours() {
+    use fairtreat::store::redis::{RedisConfig, RedisUrl};
+    let server = RedisServer::start();
+    let exact = h::test_store(&server.url(), "ft");
+    exact.seed_policy(&Policy::bundled(), T0).await.unwrap();
+    let now = T0 + Duration::hours(30);
+    for n in 0..30 {
+        let op = Op::new(
+            &format!("w-{n}"),
+            &format!("c-{n}"),
+            T0 + Duration::hours(n),
+            None,
+        );
+        exact.commit(op.commit()).await.unwrap();
+    }
+    let mut cfg = RedisConfig::new(RedisUrl::new(server.url()));
+    cfg.window_snapshot_ttl = std::time::Duration::from_millis(200);
+    let served = RedisStore::connect(cfg).unwrap();
+    served.ping().await.unwrap();
+    // The first snapshot of a replica is read in the background.
+    let fresh = |s: &RedisStore| {
+        let s = s.clone();
+        async move {
+            for _ in 0..100 {
+                if let Ok(w) = s.window_stats(now, 24).await {
+                    return w;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            panic!("no window snapshot within 2 s")
+        }
+    };
+    let first = fresh(&served).await;
+    assert_eq!(first, exact.window_stats(now, 24).await.unwrap());
+    // A new decision: at most one TTL (plus a refresh) later, it is in.
+    let op = Op::new("w-new", "c-new", now, None);
+    exact.commit(op.commit()).await.unwrap();
+    let want = exact.window_stats(now, 24).await.unwrap();
+    assert_ne!(want, first);
+    let start = std::time::Instant::now();
+    while served.window_stats(now, 24).await.unwrap() != want {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(1),
+            "still stale after 1 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let staleness = start.elapsed();
+    assert!(
+        staleness >= std::time::Duration::from_millis(100),
+        "served from the cache first: {staleness:?}"
+    );
+    // Hours older than the previous one are read once and kept: removing
+    // one from Redis changes exact reads, not the served snapshot.
+    let old = fairtreat::domain::window::bucket_of(now) - 10;
+    for key in server
+        .cli(&["--scan", "--pattern", &format!("ft:*:w:{old}")])
+        .lines()
+    {
+        server.cli(&["del", key]);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let _ = served.window_stats(now, 24).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert_eq!(served.window_stats(now, 24).await.unwrap(), want);
+    assert_ne!(exact.window_stats(now, 24).await.unwrap(), want);
+}

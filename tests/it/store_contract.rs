@@ -1,0 +1,796 @@
+//! One contract, every store: the same cases run against the in-memory store,
+//! a real `redis-server`, and a real 3-primary Redis Cluster.
+//!
+//! Each case takes a fresh [`Subject`] (a store with the bundled policy
+//! seeded) and drives it only through the [`Store`] trait, with time passed
+//! in, so window edges, cap windows and day boundaries are hit exactly. The
+//! window counters and the grant decisions are checked against a small
+//! reference model written here, independently of both stores, including by
+//! a property test over random operation sequences (TESTPLAN C4).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use fairtreat::domain::decision::Decision;
+use fairtreat::domain::interaction::InteractionInput;
+use fairtreat::domain::policy::{Caps, Policy, PolicyChange};
+use fairtreat::domain::validation::{CustomerId, InteractionId};
+use fairtreat::domain::window::{bucket_of, Cell, Counts, SeverityBand, WindowStats};
+use fairtreat::store::memory::MemoryStore;
+use fairtreat::store::{body_hash, Commit, CommitOutcome, GrantRequest, Store, IDEMPOTENCY_TTL};
+use serde_json::json;
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+use crate::redis_harness::{self as h, RedisServer};
+
+/// A store under test and whatever keeps its server alive.
+pub struct Subject {
+    pub store: Arc<dyn Store>,
+    _server: Option<RedisServer>,
+}
+
+pub const T0: OffsetDateTime = datetime!(2026-11-20 12:00 UTC);
+
+/// A fresh store of `kind` ("memory", "redis", "cluster"), with the bundled
+/// policy seeded when `seed`. Redis subjects get their own server; cluster
+/// subjects share the run's cluster under their own key prefix. The store is
+/// built inside the caller's runtime, which then drives its connection.
+pub async fn subject(kind: &str, seed: bool) -> Subject {
+    let (store, server): (Arc<dyn Store>, Option<RedisServer>) = match kind {
+        "memory" => (Arc::new(MemoryStore::new()), None),
+        "redis" => {
+            let server = RedisServer::start();
+            (Arc::new(h::test_store(&server.url(), "ft")), Some(server))
+        }
+        "cluster" => {
+            let url = tokio::task::spawn_blocking(|| h::shared_cluster().url())
+                .await
+                .unwrap();
+            (Arc::new(h::test_store(&url, &h::unique("ct"))), None)
+        }
+        other => unreachable!("{other}"),
+    };
+    if seed {
+        store
+            .seed_policy(&Policy::bundled(), T0)
+            .await
+            .expect("seed the policy");
+    }
+    Subject {
+        store,
+        _server: server,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Building commits
+
+fn caps(perks: u32, days: u32, max_value: f64) -> Caps {
+    Caps {
+        perks_per_customer: perks,
+        window_days: days,
+        max_value_per_customer: max_value,
+    }
+}
+
+fn input(iid: &str, cid: &str, text: &str) -> InteractionInput {
+    serde_json::from_value(json!({
+        "interaction_id": iid,
+        "customer": {"id": cid, "tenure_days": 100, "lifetime_value": 10.0,
+                     "attributes": {"tier": "gold"}},
+        "channel": "email", "kind": "complaint", "rating": 2, "text": text,
+        "order_value": 50.0
+    }))
+    .expect("a valid interaction")
+}
+
+fn decision(
+    id: Uuid,
+    iid: &str,
+    gesture: Option<f64>,
+    refusal: Option<&str>,
+    at: OffsetDateTime,
+) -> Decision {
+    let rfc = at
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    serde_json::from_value(json!({
+        "decision_id": id, "interaction_id": iid,
+        "action": if gesture.is_some() { "apologise_private_credit" } else { "apologise_private" },
+        "response": {"channel": "private", "template": "apology_private", "message": "Sorry."},
+        "gesture": gesture.map(|v| json!({"kind": "credit", "value": v, "currency": "EUR", "delivery": "private"})),
+        "scores": {"sentiment": -0.5, "severity": 0.75, "deservingness": 0.6},
+        "propensity": 1.0, "explored": false,
+        "alternatives": [{"action": "apologise_public", "utility": 1.5}],
+        "constraints": refusal.map(|r| vec![json!({"name": r, "effect": "refused"})]).unwrap_or_default(),
+        "explanation": "test", "model_version": "test", "policy_version": 1,
+        "degraded": false, "decided_at": rfc
+    }))
+    .expect("a valid decision")
+}
+
+/// One commit request in the tests' terms.
+#[derive(Debug, Clone)]
+pub struct Op {
+    pub iid: String,
+    pub cid: String,
+    pub at: OffsetDateTime,
+    /// Gesture value requested (None: no gesture).
+    pub gesture: Option<f64>,
+    pub caps: Caps,
+    pub daily: f64,
+    pub policy_version: u32,
+    pub cells: Vec<Cell>,
+    /// Distinguishes bodies: the same iid with another text is a mismatch.
+    pub text: String,
+}
+
+impl Op {
+    pub fn new(iid: &str, cid: &str, at: OffsetDateTime, gesture: Option<f64>) -> Self {
+        Self {
+            iid: iid.into(),
+            cid: cid.into(),
+            at,
+            gesture,
+            caps: caps(10, 30, 1000.0),
+            daily: 5000.0,
+            policy_version: 1,
+            cells: vec![
+                Cell::Peer { band: 3 },
+                Cell::Group {
+                    attribute: "tier".into(),
+                    group: "gold".into(),
+                    band: SeverityBand::High,
+                },
+            ],
+            text: "the parcel arrived broken".into(),
+        }
+    }
+
+    pub fn commit(&self) -> Commit {
+        let input = input(&self.iid, &self.cid, &self.text);
+        let id = Uuid::new_v4();
+        let mut granted = decision(id, &self.iid, self.gesture, None, self.at);
+        let mut cap = decision(id, &self.iid, None, Some("per_customer_cap"), self.at);
+        let mut budget = decision(id, &self.iid, None, Some("budget"), self.at);
+        for d in [&mut granted, &mut cap, &mut budget] {
+            d.policy_version = self.policy_version;
+        }
+        Commit {
+            interaction_id: InteractionId::parse("interaction_id", self.iid.as_str()).unwrap(),
+            customer_id: CustomerId::parse("customer.id", self.cid.as_str()).unwrap(),
+            body_hash: body_hash(&serde_json::to_vec(&input).unwrap()),
+            now: self.at,
+            cells: self.cells.clone(),
+            window_hours: 24,
+            input,
+            grant: self.gesture.map(|value| GrantRequest {
+                value,
+                caps: self.caps.clone(),
+                daily_budget: self.daily,
+            }),
+            granted,
+            refused_by_cap: cap,
+            refused_by_budget: budget,
+        }
+    }
+}
+
+/// What a commit did, in comparable terms.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Seen {
+    Granted(f64),
+    NoGesture,
+    RefusedByCap,
+    RefusedByBudget,
+    Replayed,
+    Mismatch,
+}
+
+fn seen(out: &CommitOutcome) -> Seen {
+    match out {
+        CommitOutcome::Mismatch => Seen::Mismatch,
+        CommitOutcome::Replayed(_) => Seen::Replayed,
+        CommitOutcome::Recorded(d) => {
+            let names: Vec<String> = d
+                .constraints
+                .iter()
+                .map(|c| {
+                    serde_json::to_value(c.name)
+                        .unwrap()
+                        .as_str()
+                        .unwrap()
+                        .to_string()
+                })
+                .collect();
+            match &d.gesture {
+                Some(g) => Seen::Granted(g.value),
+                None if names.iter().any(|n| n == "per_customer_cap") => Seen::RefusedByCap,
+                None if names.iter().any(|n| n == "budget") => Seen::RefusedByBudget,
+                None => Seen::NoGesture,
+            }
+        }
+    }
+}
+
+async fn run(s: &Subject, op: &Op) -> CommitOutcome {
+    s.store.commit(op.commit()).await.expect("commit")
+}
+
+// ---------------------------------------------------------------------------
+// The reference model
+
+/// What the contract says a store does, as plainly as possible.
+#[derive(Default)]
+pub struct Model {
+    /// iid → (text, customer) of the first body seen.
+    decided: HashMap<String, (String, String)>,
+    /// customer → grant times and values.
+    ledger: HashMap<String, Vec<(OffsetDateTime, f64)>>,
+    /// UTC day → spend.
+    spent: BTreeMap<time::Date, f64>,
+    /// Every recorded decision: time, cells, granted value.
+    window: Vec<(OffsetDateTime, Vec<Cell>, Option<f64>)>,
+}
+
+impl Model {
+    pub fn apply(&mut self, op: &Op) -> Seen {
+        if let Some((text, _)) = self.decided.get(&op.iid) {
+            return if *text == op.text {
+                Seen::Replayed
+            } else {
+                Seen::Mismatch
+            };
+        }
+        self.decided
+            .insert(op.iid.clone(), (op.text.clone(), op.cid.clone()));
+        let outcome = match op.gesture {
+            None => Seen::NoGesture,
+            Some(v) => {
+                let since = op.at - Duration::days(i64::from(op.caps.window_days));
+                let l = self.ledger.entry(op.cid.clone()).or_default();
+                let in_window: Vec<f64> = l
+                    .iter()
+                    .filter(|(t, _)| *t > since)
+                    .map(|(_, v)| *v)
+                    .collect();
+                let spent = self.spent.get(&op.at.date()).copied().unwrap_or(0.0);
+                if in_window.len() as u32 >= op.caps.perks_per_customer
+                    || in_window.iter().sum::<f64>() + v > op.caps.max_value_per_customer
+                {
+                    Seen::RefusedByCap
+                } else if spent + v > op.daily {
+                    Seen::RefusedByBudget
+                } else {
+                    l.push((op.at, v));
+                    *self.spent.entry(op.at.date()).or_default() += v;
+                    Seen::Granted(v)
+                }
+            }
+        };
+        let granted = match outcome {
+            Seen::Granted(v) => Some(v),
+            _ => None,
+        };
+        self.window.push((op.at, op.cells.clone(), granted));
+        outcome
+    }
+
+    pub fn window(&self, now: OffsetDateTime, hours: u32) -> WindowStats {
+        let last = bucket_of(now);
+        let first = last - i64::from(hours) + 1;
+        let mut w = WindowStats::default();
+        for (at, cells, granted) in &self.window {
+            if (first..=last).contains(&bucket_of(*at)) {
+                w.record(cells, *granted);
+            }
+        }
+        w
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The cases
+
+pub async fn a_replay_returns_the_stored_decision_unchanged_and_grants_nothing_more(s: Subject) {
+    let op = Op::new("i-1", "c-1", T0, Some(20.0));
+    let first = run(&s, &op).await;
+    let CommitOutcome::Recorded(stored) = &first else {
+        panic!("{first:?}")
+    };
+    assert_eq!(stored.gesture.as_ref().map(|g| g.value), Some(20.0));
+    for later in [Duration::ZERO, Duration::hours(30)] {
+        let mut again = op.clone();
+        again.at = T0 + later;
+        // A replay renders new answers with a new decision id: the store
+        // must return the stored one, not these.
+        match run(&s, &again).await {
+            CommitOutcome::Replayed(d) => assert_eq!(&d, stored),
+            other => panic!("{other:?}"),
+        }
+    }
+    let spend = s.store.spend(T0).await.unwrap();
+    assert_eq!((spend.grants, spend.spent), (1, 20.0));
+    assert_eq!(
+        s.store.decision(stored.decision_id).await.unwrap().as_ref(),
+        Some(stored)
+    );
+}
+
+pub async fn the_same_interaction_id_with_another_body_is_a_mismatch_and_changes_nothing(
+    s: Subject,
+) {
+    let op = Op::new("i-1", "c-1", T0, Some(20.0));
+    run(&s, &op).await;
+    let before = s.store.window_stats(T0, 24).await.unwrap();
+    let mut other = op.clone();
+    other.text = "another body".into();
+    assert_eq!(seen(&run(&s, &other).await), Seen::Mismatch);
+    // Nothing was counted, granted or replaced.
+    assert_eq!(s.store.window_stats(T0, 24).await.unwrap(), before);
+    assert_eq!(s.store.spend(T0).await.unwrap().grants, 1);
+}
+
+pub async fn the_per_customer_cap_refuses_until_the_grant_leaves_the_cap_window(s: Subject) {
+    let mut op = Op::new("i-1", "c-1", T0, Some(10.0));
+    op.caps = caps(1, 30, 100.0);
+    assert_eq!(seen(&run(&s, &op).await), Seen::Granted(10.0));
+    let edge = T0 + Duration::days(30);
+    for (n, at, expected) in [
+        (2, edge - Duration::milliseconds(1), Seen::RefusedByCap),
+        (3, edge, Seen::Granted(10.0)),
+        (4, edge + Duration::milliseconds(1), Seen::RefusedByCap),
+    ] {
+        let mut o = op.clone();
+        o.iid = format!("i-{n}");
+        o.at = at;
+        assert_eq!(seen(&run(&s, &o).await), expected, "at {at}");
+    }
+    // The value cap counts what was granted in the window.
+    let mut v = Op::new("v-1", "c-2", T0, Some(10.0));
+    v.caps = caps(5, 30, 25.0);
+    assert_eq!(seen(&run(&s, &v).await), Seen::Granted(10.0));
+    v.iid = "v-2".into();
+    assert_eq!(seen(&run(&s, &v).await), Seen::Granted(10.0));
+    v.iid = "v-3".into();
+    assert_eq!(seen(&run(&s, &v).await), Seen::RefusedByCap);
+    v.iid = "v-4".into();
+    v.gesture = Some(5.0);
+    assert_eq!(seen(&run(&s, &v).await), Seen::Granted(5.0));
+}
+
+pub async fn the_daily_budget_is_never_overspent_and_refusals_name_the_budget(s: Subject) {
+    let mut seen_all = Vec::new();
+    for n in 0..6 {
+        let mut op = Op::new(&format!("i-{n}"), &format!("c-{n}"), T0, Some(33.0));
+        op.daily = 100.0;
+        seen_all.push(seen(&run(&s, &op).await));
+    }
+    assert_eq!(
+        seen_all
+            .iter()
+            .filter(|x| **x == Seen::Granted(33.0))
+            .count(),
+        3,
+        "{seen_all:?}"
+    );
+    assert_eq!(&seen_all[3..], &[Seen::RefusedByBudget; 3]);
+    let spend = s.store.spend(T0).await.unwrap();
+    assert_eq!((spend.grants, spend.spent), (3, 99.0));
+    // A smaller gesture still fits in what is left.
+    let mut small = Op::new("i-small", "c-small", T0, Some(1.0));
+    small.daily = 100.0;
+    assert_eq!(seen(&run(&s, &small).await), Seen::Granted(1.0));
+    assert_eq!(s.store.spend(T0).await.unwrap().spent, 100.0);
+}
+
+pub async fn a_new_utc_day_opens_a_fresh_budget_and_the_old_day_keeps_its_spend(s: Subject) {
+    let day_end = datetime!(2026-11-20 23:59:59.999 UTC);
+    let next = datetime!(2026-11-21 00:00 UTC);
+    let mk = |n: usize, at| {
+        let mut op = Op::new(&format!("i-{n}"), &format!("c-{n}"), at, Some(30.0));
+        op.daily = 50.0;
+        op
+    };
+    assert_eq!(seen(&run(&s, &mk(1, T0)).await), Seen::Granted(30.0));
+    assert_eq!(seen(&run(&s, &mk(2, day_end)).await), Seen::RefusedByBudget);
+    assert_eq!(seen(&run(&s, &mk(3, next)).await), Seen::Granted(30.0));
+    assert_eq!(seen(&run(&s, &mk(4, next)).await), Seen::RefusedByBudget);
+    assert_eq!(s.store.spend(T0).await.unwrap().spent, 30.0);
+    let d2 = s.store.spend(next).await.unwrap();
+    assert_eq!((d2.day, d2.spent, d2.grants), (next.date(), 30.0, 1));
+}
+
+pub async fn a_budget_change_in_a_newer_policy_applies_the_same_day(s: Subject) {
+    let mk = |n: usize, daily: f64, version: u32| {
+        let mut op = Op::new(&format!("i-{n}"), &format!("c-{n}"), T0, Some(30.0));
+        op.daily = daily;
+        op.policy_version = version;
+        op
+    };
+    assert_eq!(seen(&run(&s, &mk(1, 100.0, 1)).await), Seen::Granted(30.0));
+    // Lowered to 40: 30 + 30 would overspend it.
+    assert_eq!(seen(&run(&s, &mk(2, 40.0, 2)).await), Seen::RefusedByBudget);
+    // Raised to 200.
+    assert_eq!(seen(&run(&s, &mk(3, 200.0, 3)).await), Seen::Granted(30.0));
+    assert_eq!(s.store.spend(T0).await.unwrap().spent, 60.0);
+}
+
+pub async fn window_counters_match_the_reference_model_at_hour_edges(s: Subject) {
+    // Time only moves forward (as on a real clock): decisions and snapshots
+    // interleave, standing 1 ms before, on and 1 ms after hour edges.
+    let hour = datetime!(2026-11-20 13:00 UTC);
+    let ms = Duration::milliseconds;
+    let mut model = Model::default();
+    let timeline: [(OffsetDateTime, bool); 14] = [
+        (hour - Duration::hours(24), true),
+        (hour - Duration::hours(23) - ms(1), true),
+        (hour - Duration::hours(23) - ms(1), false),
+        (hour - Duration::hours(23), true),
+        (hour - Duration::hours(23), false),
+        (hour - ms(1), true),
+        (hour - ms(1), false),
+        (hour, true),
+        (hour, false),
+        (hour + ms(1), true),
+        (hour + Duration::minutes(59), true),
+        (hour + Duration::hours(1) - ms(1), false),
+        (hour + Duration::hours(1), false),
+        (hour + Duration::hours(24), false),
+    ];
+    for (n, (at, decide)) in timeline.iter().enumerate() {
+        if *decide {
+            let mut op = Op::new(&format!("w-{n}"), &format!("c-{n}"), *at, None);
+            if n % 2 == 0 {
+                op.gesture = Some(5.0);
+            }
+            if n == 5 {
+                op.cells.push(Cell::Peer { band: 0 });
+            }
+            assert_eq!(seen(&run(&s, &op).await), model.apply(&op), "op {n}");
+            continue;
+        }
+        for hours in [1, 2, 24] {
+            assert_eq!(
+                s.store.window_stats(*at, hours).await.unwrap(),
+                model.window(*at, hours),
+                "window of {hours} h at {at}"
+            );
+        }
+    }
+    // By hand, once: at the hour, a 24 h window holds the hour bucket
+    // b−23 to b (decisions 3, 5, 7, 9, 10: one perk, made at 13:59), and no
+    // longer bucket b−24 (decisions 0 and 1, exactly 24 h and 23 h 1 ms
+    // before the hour).
+    let mut by_hand = Model::default();
+    for (n, (at, decide)) in timeline.iter().enumerate().filter(|(_, (_, d))| *d) {
+        let mut op = Op::new(&format!("w-{n}"), &format!("c-{n}"), *at, None);
+        op.gesture = (n % 2 == 0).then_some(5.0);
+        by_hand.apply(&op);
+    }
+    assert_eq!(
+        by_hand.window(hour, 24).get(&Cell::Peer { band: 3 }),
+        Counts {
+            decisions: 5,
+            perks: 1,
+            value: 5.0
+        },
+        "the reference model itself"
+    );
+}
+
+pub async fn policy_changes_are_compare_and_set_and_every_change_is_in_the_history(s: Subject) {
+    let v1 = s.store.stored_policy().await.unwrap().expect("seeded");
+    assert_eq!(v1, Policy::bundled());
+    let mut p2 = v1.clone();
+    p2.version = v1.version + 1;
+    p2.budget.daily = 1234.0;
+    let change = |p: &Policy, prev: u32, actor: &str| PolicyChange {
+        version: p.version,
+        previous_version: prev,
+        actor: actor.into(),
+        at: T0 + Duration::minutes(5),
+        changes: fairtreat::domain::policy::diff(&v1, p),
+        policy: p.clone(),
+    };
+    assert!(s
+        .store
+        .replace_policy(&change(&p2, v1.version, "alice"))
+        .await
+        .unwrap());
+    // A second writer based on the old version loses.
+    let mut p2b = p2.clone();
+    p2b.budget.daily = 999.0;
+    assert!(!s
+        .store
+        .replace_policy(&change(&p2b, v1.version, "bob"))
+        .await
+        .unwrap());
+    assert_eq!(s.store.stored_policy().await.unwrap(), Some(p2.clone()));
+    let history = s.store.policy_history(10).await.unwrap();
+    assert_eq!(history.len(), 2);
+    assert_eq!(history[0], change(&p2, v1.version, "alice"));
+    assert_eq!(
+        (history[1].actor.as_str(), history[1].version),
+        ("startup", v1.version)
+    );
+    assert_eq!(s.store.policy_history(1).await.unwrap().len(), 1);
+    // Seeding never goes back to an older version; a newer one wins.
+    assert_eq!(s.store.seed_policy(&v1, T0).await.unwrap(), p2);
+    let mut p5 = v1.clone();
+    p5.version = 5;
+    assert_eq!(s.store.seed_policy(&p5, T0).await.unwrap(), p5);
+    let top = &s.store.policy_history(1).await.unwrap()[0];
+    assert_eq!((top.version, top.previous_version), (5, p2.version));
+    assert!(top.changes.iter().any(|c| c.field == "budget.daily"));
+}
+
+pub async fn recent_interactions_come_newest_first_since_the_given_time_up_to_the_limit(
+    s: Subject,
+) {
+    for n in 0..12 {
+        let op = Op::new(
+            &format!("r-{n}"),
+            &format!("c-{n}"),
+            T0 + Duration::minutes(n),
+            None,
+        );
+        run(&s, &op).await;
+    }
+    let ids = |v: Vec<InteractionInput>| -> Vec<String> {
+        v.into_iter().map(|i| i.interaction_id).collect()
+    };
+    let all = ids(s.store.recent_interactions(T0, 100).await.unwrap());
+    let expected: Vec<String> = (0..12).rev().map(|n| format!("r-{n}")).collect();
+    assert_eq!(all, expected);
+    assert_eq!(
+        ids(s
+            .store
+            .recent_interactions(T0 + Duration::minutes(9), 100)
+            .await
+            .unwrap()),
+        ["r-11", "r-10", "r-9"]
+    );
+    assert_eq!(
+        ids(s.store.recent_interactions(T0, 2).await.unwrap()),
+        ["r-11", "r-10"]
+    );
+    let one = s.store.recent_interactions(T0, 1).await.unwrap();
+    assert_eq!(one[0], input("r-11", "c-11", "the parcel arrived broken"));
+}
+
+pub async fn every_recorded_decision_can_be_found_by_its_id_and_unknown_ids_are_none(s: Subject) {
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        let op = Op::new(&format!("d-{n}"), &format!("c-{n}"), T0, Some(1.0));
+        match run(&s, &op).await {
+            CommitOutcome::Recorded(d) => ids.push(d),
+            other => panic!("{other:?}"),
+        }
+    }
+    for d in &ids {
+        assert_eq!(
+            s.store.decision(d.decision_id).await.unwrap().as_ref(),
+            Some(d)
+        );
+    }
+    assert_eq!(s.store.decision(Uuid::new_v4()).await.unwrap(), None);
+    assert!(s.store.ping().await.is_ok());
+    assert!(IDEMPOTENCY_TTL >= Duration::hours(24));
+}
+
+pub async fn a_refusal_is_recorded_and_replayed_like_a_grant(s: Subject) {
+    let mut op = Op::new("i-1", "c-1", T0, Some(10.0));
+    op.caps = caps(1, 1, 100.0);
+    run(&s, &op).await;
+    let mut refused = op.clone();
+    refused.iid = "i-2".into();
+    let CommitOutcome::Recorded(d) = run(&s, &refused).await else {
+        panic!("recorded")
+    };
+    assert_eq!(
+        seen(&CommitOutcome::Recorded(d.clone())),
+        Seen::RefusedByCap
+    );
+    // After the cap window (and within the idempotency TTL), the same
+    // interaction still replays the refusal.
+    refused.at = T0 + Duration::hours(30);
+    assert_eq!(run(&s, &refused).await, CommitOutcome::Replayed(d));
+    assert_eq!(s.store.spend(T0).await.unwrap().grants, 1);
+}
+
+pub async fn an_empty_store_accepts_the_first_policy_change_whatever_it_is_based_on(s: Subject) {
+    assert_eq!(s.store.stored_policy().await.unwrap(), None);
+    assert!(s.store.policy_history(10).await.unwrap().is_empty());
+    let mut p = Policy::bundled();
+    p.version = 4;
+    let change = PolicyChange {
+        version: 4,
+        previous_version: 3,
+        actor: "alice".into(),
+        at: T0,
+        changes: vec![],
+        policy: p.clone(),
+    };
+    assert!(s.store.replace_policy(&change).await.unwrap());
+    assert_eq!(s.store.stored_policy().await.unwrap(), Some(p));
+    assert_eq!(
+        s.store.policy_history(10).await.unwrap(),
+        vec![change.clone()]
+    );
+    assert!(
+        !s.store.replace_policy(&change).await.unwrap(),
+        "now 4 is stored, not 3"
+    );
+}
+
+/// Random operation sequences against the reference model: grants, retries,
+/// mismatches, hour and day steps, with a small budget and tight caps.
+pub fn random_operation_sequences_agree_with_the_reference_model(kind: &'static str) {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        Decide { customer: u8, gesture: Option<u8> },
+        Retry { back: u8, change_body: bool },
+        Advance { minutes: u16 },
+    }
+    let step = prop_oneof![
+        5 => (0u8..6, proptest::option::of(1u8..4)).prop_map(|(customer, gesture)| Step::Decide { customer, gesture }),
+        2 => (0u8..20, any::<bool>()).prop_map(|(back, change_body)| Step::Retry { back, change_body }),
+        2 => prop_oneof![0u16..90, Just(60u16), 600u16..1500].prop_map(|minutes| Step::Advance { minutes }),
+    ];
+    let mut runner = TestRunner::new(Config {
+        cases: 12,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    runner
+        .run(&proptest::collection::vec(step, 1..40), |steps| {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let s = subject_for(kind).await;
+                let mut model = Model::default();
+                let start = datetime!(2026-11-20 22:30 UTC);
+                let mut now = start;
+                let mut done: Vec<Op> = Vec::new();
+                for (n, st) in steps.iter().enumerate() {
+                    let op = match st {
+                        Step::Advance { minutes } => {
+                            // Stay within the idempotency TTL: expiry runs on
+                            // Redis's clock, not on the injected one.
+                            now = (now + Duration::minutes(i64::from(*minutes)))
+                                .min(start + Duration::hours(40));
+                            continue;
+                        }
+                        Step::Decide { customer, gesture } => {
+                            let mut op = Op::new(
+                                &format!("p-{n}"),
+                                &format!("c-{customer}"),
+                                now,
+                                gesture.map(|g| f64::from(g) * 10.0),
+                            );
+                            op.caps = caps(2, 1, 45.0);
+                            op.daily = 60.0;
+                            op.cells = vec![Cell::Peer {
+                                band: *customer % 2,
+                            }];
+                            op
+                        }
+                        Step::Retry { back, change_body } => {
+                            let Some(prev) = done
+                                .iter()
+                                .rev()
+                                .nth(usize::from(*back) % done.len().max(1))
+                            else {
+                                continue;
+                            };
+                            let mut op = prev.clone();
+                            op.at = now;
+                            if *change_body {
+                                op.text = format!("{} (edited)", op.text);
+                            }
+                            op
+                        }
+                    };
+                    let got = seen(&s.store.commit(op.commit()).await.expect("commit"));
+                    prop_assert_eq!(&got, &model.apply(&op), "step {} {:?}", n, op);
+                    done.push(op);
+                    for hours in [1u32, 3] {
+                        prop_assert_eq!(
+                            s.store.window_stats(now, hours).await.expect("window"),
+                            model.window(now, hours)
+                        );
+                    }
+                }
+                for (day, spent) in &model.spent {
+                    let at = day.midnight().assume_utc();
+                    prop_assert_eq!(s.store.spend(at).await.expect("spend").spent, *spent);
+                }
+                Ok(())
+            })
+        })
+        .unwrap();
+}
+
+macro_rules! contract {
+    ($subject:ident: [$($case:ident),*], fresh: [$($fresh:ident),*]) => {
+        mod $subject {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    super::$case(super::subject(stringify!($subject), true).await).await
+                }
+            )*
+            $(
+                #[tokio::test]
+                async fn $fresh() {
+                    super::$fresh(super::subject(stringify!($subject), false).await).await
+                }
+            )*
+
+            #[test]
+            fn random_operation_sequences_agree_with_the_reference_model() {
+                super::random_operation_sequences_agree_with_the_reference_model(stringify!(
+                    $subject
+                ));
+            }
+        }
+    };
+}
+
+macro_rules! contract_for_every_store {
+    (seeded: [$($case:ident),* $(,)?], fresh: [$($fresh:ident),* $(,)?]) => {
+        contract!(memory: [$($case),*], fresh: [$($fresh),*]);
+        contract!(redis: [$($case),*], fresh: [$($fresh),*]);
+        contract!(cluster: [$($case),*], fresh: [$($fresh),*]);
+    };
+}
+
+contract_for_every_store!(
+    seeded: [
+        a_replay_returns_the_stored_decision_unchanged_and_grants_nothing_more,
+        the_same_interaction_id_with_another_body_is_a_mismatch_and_changes_nothing,
+        the_per_customer_cap_refuses_until_the_grant_leaves_the_cap_window,
+        the_daily_budget_is_never_overspent_and_refusals_name_the_budget,
+        a_new_utc_day_opens_a_fresh_budget_and_the_old_day_keeps_its_spend,
+        a_budget_change_in_a_newer_policy_applies_the_same_day,
+        window_counters_match_the_reference_model_at_hour_edges,
+        policy_changes_are_compare_and_set_and_every_change_is_in_the_history,
+        recent_interactions_come_newest_first_since_the_given_time_up_to_the_limit,
+        every_recorded_decision_can_be_found_by_its_id_and_unknown_ids_are_none,
+        a_refusal_is_recorded_and_replayed_like_a_grant,
+    ],
+    fresh: [
+        an_empty_store_accepts_the_first_policy_change_whatever_it_is_based_on,
+    ]
+);
+
+/// For the property test: one subject per case. Redis cases share one
+/// server per test thread and isolate themselves by key prefix.
+async fn subject_for(kind: &str) -> Subject {
+    thread_local! {
+        static SERVER: std::cell::RefCell<Option<RedisServer>> = const { std::cell::RefCell::new(None) };
+    }
+    match kind {
+        "redis" => {
+            let url = SERVER.with(|s| s.borrow_mut().get_or_insert_with(RedisServer::start).url());
+            let store: Arc<dyn Store> = Arc::new(h::test_store(&url, &h::unique("pt")));
+            store
+                .seed_policy(&Policy::bundled(), T0)
+                .await
+                .expect("seed");
+            Subject {
+                store,
+                _server: None,
+            }
+        }
+        other => subject(other, true).await,
+    }
+}

@@ -1,0 +1,510 @@
+//! TESTPLAN §4.2 fault injection against a real replica and a real
+//! `redis-server`: killed (SIGKILL, then restarted), hung (SIGSTOP), slowed
+//! beyond the deadline, cut and black-holed (a loopback proxy), and down at
+//! boot. Under closed-loop load, every case checks:
+//!
+//! - every answer within the store deadline + 15 ms, and no 5xx;
+//! - no perk granted while Redis is unusable (`degraded: true`, no gesture);
+//! - `/readyz` answers 503 while Redis is unusable and 200 after;
+//! - recovery: non-degraded answers within 1 s of Redis coming back;
+//! - the unknown outcomes reconcile: replaying every degraded request by its
+//!   interaction id makes what clients were told equal the grant log (a
+//!   timed-out commit may still have run: TESTPLAN F7).
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use time::OffsetDateTime;
+
+use crate::interaction;
+use crate::redis_harness::{self as h, FaultProxy, Mode, RedisOptions, RedisServer, Replica};
+
+/// The service's store deadline plus the allowed margin.
+const LIMIT: Duration = Duration::from_millis(50 + 15);
+const FAULT: Duration = Duration::from_millis(1500);
+
+#[derive(Debug, Clone)]
+struct Sample {
+    sent: Instant,
+    took: Duration,
+    status: u16,
+    degraded: bool,
+    granted: bool,
+    body: Value,
+    text: String,
+}
+
+#[derive(Debug, Clone)]
+struct Ready {
+    at: Instant,
+    status: u16,
+    text: String,
+}
+
+fn body(iid: &str) -> Value {
+    let mut v = interaction();
+    v["interaction_id"] = json!(iid);
+    v["customer"]["id"] = json!(format!("cust-{iid}"));
+    v.as_object_mut().unwrap().remove("occurred_at");
+    v
+}
+
+/// A policy with a budget that never runs out during the test, so every
+/// healthy answer grants and a missing grant means the fault.
+fn roomy_policy() -> std::path::PathBuf {
+    h::policy_file(|doc| {
+        doc["budget"]
+            .as_table_mut()
+            .unwrap()
+            .insert("daily".into(), 10_000_000.0.into());
+    })
+}
+
+struct Load {
+    stop: Arc<AtomicBool>,
+    samples: Arc<Mutex<Vec<Sample>>>,
+    ready: Arc<Mutex<Vec<Ready>>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Load {
+    /// Four clients at a fixed rate (50 requests/s each, TESTPLAN's P2-style
+    /// load: steady, not saturating two cores shared with the test itself)
+    /// and a `/readyz` poller every 50 ms.
+    fn start(base: &str, tag: &str) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let samples = Arc::new(Mutex::new(Vec::new()));
+        let ready = Arc::new(Mutex::new(Vec::new()));
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(8)
+            .build()
+            .unwrap();
+        let mut tasks = Vec::new();
+        for c in 0..4 {
+            let (stop, samples, client) = (stop.clone(), samples.clone(), client.clone());
+            let url = format!("{base}/v1/decisions");
+            let tag = tag.to_string();
+            tasks.push(tokio::spawn(async move {
+                let mut n = 0;
+                let mut tick = tokio::time::interval(Duration::from_millis(20));
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+                while !stop.load(Ordering::Relaxed) {
+                    tick.tick().await;
+                    n += 1;
+                    let b = body(&format!("{tag}-{c}-{n}"));
+                    let sent = Instant::now();
+                    let resp = client.post(&url).json(&b).send().await.expect("answered");
+                    let status = resp.status().as_u16();
+                    let text = resp.text().await.unwrap();
+                    let took = sent.elapsed();
+                    let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+                    samples.lock().unwrap().push(Sample {
+                        sent,
+                        took,
+                        status,
+                        degraded: v["degraded"] == true,
+                        granted: !v["gesture"].is_null() && v["gesture"].is_object(),
+                        body: b,
+                        text,
+                    });
+                }
+            }));
+        }
+        let (stop2, ready2) = (stop.clone(), ready.clone());
+        let url = format!("{base}/readyz");
+        tasks.push(tokio::spawn(async move {
+            while !stop2.load(Ordering::Relaxed) {
+                let at = Instant::now();
+                if let Ok(resp) = client.get(&url).send().await {
+                    let status = resp.status().as_u16();
+                    let text = resp.text().await.unwrap_or_default();
+                    ready2.lock().unwrap().push(Ready { at, status, text });
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }));
+        Load {
+            stop,
+            samples,
+            ready,
+            tasks,
+        }
+    }
+
+    async fn finish(self) -> (Vec<Sample>, Vec<Ready>) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.tasks {
+            t.await.unwrap();
+        }
+        let s = self.samples.lock().unwrap().clone();
+        let r = self.ready.lock().unwrap().clone();
+        (s, r)
+    }
+}
+
+/// What one fault run measured.
+struct Report {
+    name: &'static str,
+    answers: usize,
+    max: Duration,
+    /// p50 and p99 of healthy and of degraded answers.
+    healthy: (Duration, Duration),
+    degraded: (Duration, Duration),
+    during: usize,
+    recovery: Duration,
+    replayed: usize,
+}
+
+/// Checks every criterion over a run where Redis was unusable between
+/// `down` and `up` (both measured around the fault actions).
+async fn check(
+    name: &'static str,
+    warm: &[String],
+    replica: &Replica,
+    redis: &RedisServer,
+    samples: &[Sample],
+    ready: &[Ready],
+    down: Instant,
+    up: Instant,
+) -> Report {
+    assert!(
+        samples.len() > 50,
+        "{name}: too little load ({})",
+        samples.len()
+    );
+    let fivexx: Vec<&Sample> = samples.iter().filter(|s| s.status >= 500).collect();
+    assert!(fivexx.is_empty(), "{name}: 5xx answers: {fivexx:?}");
+    let odd: Vec<(u16, &str)> = samples
+        .iter()
+        .filter(|s| s.status != 200)
+        .map(|s| (s.status, s.text.as_str()))
+        .collect();
+    assert!(odd.is_empty(), "{name}: non-200 answers: {odd:?}");
+    let max = samples.iter().map(|s| s.took).max().unwrap();
+    // (latency, degraded, sent how long after the fault began, or before: negative)
+    let slow: Vec<(Duration, bool, f64)> = samples
+        .iter()
+        .filter(|s| s.took > LIMIT)
+        .map(|s| {
+            let at = if s.sent >= down {
+                s.sent.duration_since(down).as_secs_f64()
+            } else {
+                -down.duration_since(s.sent).as_secs_f64()
+            };
+            (s.took, s.degraded, at)
+        })
+        .collect();
+    assert!(
+        slow.is_empty(),
+        "{name}: answers over {LIMIT:?}: {slow:?} (of {})",
+        samples.len()
+    );
+    // While Redis is unusable: only degraded answers, never a perk.
+    let during: Vec<&Sample> = samples
+        .iter()
+        .filter(|s| s.sent >= down && s.sent + s.took <= up)
+        .collect();
+    assert!(
+        during.len() > 10,
+        "{name}: too few answers during the fault"
+    );
+    for s in &during {
+        assert!(
+            s.degraded && !s.granted,
+            "{name}: a perk while unusable: {}",
+            s.text
+        );
+    }
+    let unready: Vec<&Ready> = ready
+        .iter()
+        .filter(|r| {
+            r.at >= down + Duration::from_millis(300) && r.at + Duration::from_millis(250) <= up
+        })
+        .collect();
+    assert!(
+        !unready.is_empty(),
+        "{name}: no readiness probe during the fault"
+    );
+    for r in &unready {
+        assert_eq!(
+            r.status, 503,
+            "{name}: /readyz during the fault: {}",
+            r.text
+        );
+        assert!(r.text.contains("\"store_ok\":false"), "{}", r.text);
+    }
+    // Recovery: healthy again within 1 s of Redis returning, and for good.
+    let after: Vec<&Sample> = samples.iter().filter(|s| s.sent >= up).collect();
+    let first_ok = after
+        .iter()
+        .find(|s| !s.degraded)
+        .unwrap_or_else(|| panic!("{name}: never recovered"));
+    let recovery = (first_ok.sent + first_ok.took).duration_since(up);
+    assert!(
+        recovery <= Duration::from_secs(1),
+        "{name}: recovered after {recovery:?}"
+    );
+    let late_degraded: Vec<Duration> = after
+        .iter()
+        .filter(|s| s.sent >= up + Duration::from_secs(1) && s.degraded)
+        .map(|s| s.sent.duration_since(up))
+        .collect();
+    assert!(
+        late_degraded.is_empty(),
+        "{name}: degraded answers 1 s after recovery, sent at {late_degraded:?} after; logs:\n{}",
+        failures(replica)
+    );
+    assert!(
+        ready
+            .iter()
+            .any(|r| r.at >= up && r.at <= up + Duration::from_secs(1) && r.status == 200),
+        "{name}: /readyz not 200 within 1 s of recovery"
+    );
+    assert!(
+        first_ok.granted,
+        "{name}: healthy answers grant: {}",
+        first_ok.text
+    );
+
+    // Reconcile the unknown outcomes by replaying their interaction ids.
+    let client = reqwest::Client::new();
+    let mut told: BTreeSet<String> = warm.iter().cloned().collect();
+    let mut replayed = 0;
+    for s in samples {
+        let mut text = s.text.clone();
+        let mut tries = 0;
+        while serde_json::from_str::<Value>(&text).unwrap()["degraded"] == true {
+            tries += 1;
+            assert!(
+                tries <= 20,
+                "{name}: replay still degraded: {text}; logs:\n{}",
+                failures(replica)
+            );
+            let resp = client
+                .post(replica.url("/v1/decisions"))
+                .json(&s.body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 200);
+            text = resp.text().await.unwrap();
+        }
+        replayed += usize::from(tries > 0);
+        let v: Value = serde_json::from_str(&text).unwrap();
+        if v["gesture"].is_object() {
+            told.insert(v["interaction_id"].as_str().unwrap().to_string());
+        }
+    }
+    let store = h::test_store(&redis.url(), "ft");
+    let today = OffsetDateTime::now_utc().date();
+    let mut ledger = BTreeSet::new();
+    for day in [today.previous_day().unwrap(), today] {
+        for g in store.grants(day).await.unwrap() {
+            assert!(ledger.insert(g.interaction_id), "one grant per interaction");
+        }
+    }
+    assert!(
+        told == ledger,
+        "{name}: after replays, what clients were told is the ledger: told only {:?}, ledger only {:?}",
+        told.difference(&ledger).collect::<Vec<_>>(),
+        ledger.difference(&told).collect::<Vec<_>>()
+    );
+    let pct = |deg: bool| {
+        let mut t: Vec<Duration> = samples
+            .iter()
+            .filter(|s| s.degraded == deg)
+            .map(|s| s.took)
+            .collect();
+        t.sort();
+        let at = |q: f64| {
+            t.get(((t.len() as f64 - 1.0) * q) as usize)
+                .copied()
+                .unwrap_or_default()
+        };
+        (at(0.5), at(0.99))
+    };
+    Report {
+        name,
+        answers: samples.len(),
+        max,
+        healthy: pct(false),
+        degraded: pct(true),
+        during: during.len(),
+        recovery,
+        replayed,
+    }
+}
+
+/// The replica's warnings and errors, for failure messages.
+fn failures(replica: &Replica) -> String {
+    replica
+        .logs()
+        .lines()
+        .filter(|l| l.contains("\"WARN\"") || l.contains("\"ERROR\""))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn print(r: &Report) {
+    eprintln!(
+        "{}: {} answers, max {:.1?} (healthy p50/p99 {:.1?}/{:.1?}, degraded p50/p99 {:.1?}/{:.1?}), {} answered during the fault (all degraded, no perk), recovery {:.1?}, {} unknown outcomes replayed",
+        r.name, r.answers, r.max, r.healthy.0, r.healthy.1, r.degraded.0, r.degraded.1, r.during, r.recovery, r.replayed
+    );
+}
+
+fn persistent() -> RedisServer {
+    RedisServer::start_with(RedisOptions {
+        persistent: true,
+        ..Default::default()
+    })
+}
+
+/// A few healthy decisions first (replayed until healthy: the very first
+/// ones of a debug build may miss the budget); returns those granted.
+async fn warm_up(replica: &Replica) -> Vec<String> {
+    let client = reqwest::Client::new();
+    let mut granted = Vec::new();
+    for n in 0..20 {
+        let mut v = Value::Null;
+        for _ in 0..20 {
+            let resp = client
+                .post(replica.url("/v1/decisions"))
+                .json(&body(&format!("warm-{n}")))
+                .send()
+                .await
+                .unwrap();
+            v = resp.json().await.unwrap();
+            if v["degraded"] == false {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(v["degraded"], false, "{v}");
+        if v["gesture"].is_object() {
+            granted.push(format!("warm-{n}"));
+        }
+    }
+    granted
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f1_redis_killed_then_restarted_fails_closed_within_the_deadline_and_recovers() {
+    let _serial = h::heavy();
+    let policy = roomy_policy();
+    let mut redis = persistent();
+    let replica = Replica::start(&redis.url(), Some(&policy), &[]);
+    let warm = warm_up(&replica).await;
+    let load = Load::start(&replica.url(""), "f1");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    redis.kill();
+    let down = Instant::now();
+    tokio::time::sleep(FAULT).await;
+    tokio::task::block_in_place(|| redis.restart());
+    let up = Instant::now();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (samples, ready) = load.finish().await;
+    print(
+        &check(
+            "F1 kill", &warm, &replica, &redis, &samples, &ready, down, up,
+        )
+        .await,
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f2_redis_hung_by_sigstop_fails_closed_within_the_deadline_and_recovers() {
+    let _serial = h::heavy();
+    let policy = roomy_policy();
+    let redis = RedisServer::start();
+    let replica = Replica::start(&redis.url(), Some(&policy), &[]);
+    let warm = warm_up(&replica).await;
+    let load = Load::start(&replica.url(""), "f2");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    redis.pause();
+    let down = Instant::now();
+    tokio::time::sleep(FAULT).await;
+    redis.resume();
+    let up = Instant::now();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (samples, ready) = load.finish().await;
+    print(
+        &check(
+            "F2 pause", &warm, &replica, &redis, &samples, &ready, down, up,
+        )
+        .await,
+    );
+}
+
+/// Through the proxy: `mode` for the fault, then `Ok`.
+async fn through_proxy(name: &'static str, mode: Mode) {
+    let _serial = h::heavy();
+    let policy = roomy_policy();
+    let redis = RedisServer::start();
+    let proxy = FaultProxy::start(redis.port);
+    let replica = Replica::start(&proxy.url(), Some(&policy), &[]);
+    let warm = warm_up(&replica).await;
+    let load = Load::start(&replica.url(""), &name.replace(' ', "-"));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    proxy.set(mode);
+    let down = Instant::now();
+    tokio::time::sleep(FAULT).await;
+    proxy.set(Mode::Ok);
+    let up = Instant::now();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (samples, ready) = load.finish().await;
+    print(&check(name, &warm, &replica, &redis, &samples, &ready, down, up).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f4_redis_slower_than_the_deadline_answers_degraded_in_time_and_grants_nothing() {
+    // 40 ms each way: 80 ms per round trip, beyond the 50 ms deadline.
+    through_proxy("F4 slow", Mode::Delay(40)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f5_connections_cut_fail_closed_and_reconnect_within_a_second() {
+    through_proxy("F5 cut", Mode::Cut).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f6_a_black_hole_fails_closed_and_recovers_when_it_heals() {
+    through_proxy("F6 blackhole", Mode::Blackhole).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f9_a_replica_starts_while_redis_is_down_serves_degraded_and_joins_when_it_comes_up() {
+    let _serial = h::heavy();
+    let policy = roomy_policy();
+    let mut redis = RedisServer::start();
+    redis.kill();
+    let boot = Instant::now();
+    let replica = Replica::start(&redis.url(), Some(&policy), &[]);
+    let boot = boot.elapsed();
+    assert!(
+        boot < Duration::from_secs(5),
+        "boot blocked on Redis: {boot:?}"
+    );
+    let load = Load::start(&replica.url(""), "f9");
+    let down = Instant::now();
+    tokio::time::sleep(FAULT).await;
+    tokio::task::block_in_place(|| redis.restart());
+    let up = Instant::now();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (samples, ready) = load.finish().await;
+    let r = check(
+        "F9 down at boot",
+        &[],
+        &replica,
+        &redis,
+        &samples,
+        &ready,
+        down,
+        up,
+    )
+    .await;
+    print(&r);
+    eprintln!("F9: the replica was listening {boot:?} after start with Redis down");
+}
