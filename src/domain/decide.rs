@@ -235,6 +235,32 @@ fn by_utility(a: &Candidate, b: &Candidate) -> Ordering {
         .then(a.cost.partial_cmp(&b.cost).unwrap_or(Ordering::Equal))
 }
 
+/// The gesture a valued view calls for: among the gestures worth giving
+/// (utility at least that of the best answer without one), the most
+/// generous; ties go to the higher utility.
+///
+/// Choosing by value, not by utility alone, keeps gestures monotone in
+/// deservingness: a customer who deserves more is never moved to a smaller
+/// gesture because a cheaper one became marginally more profitable.
+pub fn gesture_choice(cands: &[Candidate]) -> Option<(GestureKind, f64)> {
+    let floor = cands
+        .iter()
+        .filter(|c| c.gesture.is_none())
+        .map(|c| c.utility)
+        .fold(f64::NEG_INFINITY, f64::max);
+    cands
+        .iter()
+        .filter(|c| c.gesture.is_some() && c.utility >= floor)
+        .max_by(|a, b| {
+            let value = |c: &Candidate| c.gesture.map(|g| g.1).unwrap_or(0.0);
+            value(a)
+                .partial_cmp(&value(b))
+                .unwrap_or(Ordering::Equal)
+                .then(a.utility.partial_cmp(&b.utility).unwrap_or(Ordering::Equal))
+        })
+        .and_then(|c| c.gesture)
+}
+
 fn same_gesture(a: Option<(GestureKind, f64)>, b: Option<(GestureKind, f64)>) -> bool {
     a == b
 }
@@ -407,8 +433,8 @@ pub fn plan(inp: &Inputs) -> Plan {
 
     let mut constraints = Vec::new();
     let mut reasons = Vec::new();
-    let consistent_gesture = canon.first().and_then(|c| c.gesture);
-    let real_best_gesture = cands.first().and_then(|c| c.gesture);
+    let consistent_gesture = gesture_choice(&canon);
+    let real_best_gesture = gesture_choice(&cands);
 
     let mut pool: Vec<&Candidate> = cands
         .iter()
@@ -859,7 +885,7 @@ mod tests {
         }
         assert_eq!(
             gesture_value(&p, credit, 1.0, Some(1000.0)).unwrap().1,
-            50.0,
+            credit.gesture.as_ref().unwrap().max,
             "the action's max"
         );
     }

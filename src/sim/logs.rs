@@ -100,7 +100,7 @@ pub async fn simulate_logs(
         Arc::new(MemoryStore::new()),
         Arc::new(clock.clone()),
     );
-    let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed_0f_107);
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x5EED_0F10);
     let mut out = Vec::with_capacity(inputs.len());
     for input in inputs {
         if let Some(at) = input.occurred_at {

@@ -13,12 +13,12 @@
 //! **One slot per script.** Redis Cluster refuses scripts whose keys span
 //! slots, so every key a commit touches carries the same hash tag: the
 //! customer's *shard*, `{s<k>}` with `k = fnv1a64(customer_id) mod S`
-//! (S = [`RedisConfig::shards`], 16 by default). The idempotency scope is
-//! therefore (customer, interaction id): the customer is part of the
-//! request body, so a reused interaction id with another customer is also a
-//! body mismatch — except that it lands in another shard, where it is a new
-//! interaction. Sharding by customer (not by segment) keeps the per-customer
-//! ledger in the same atomic unit as the idempotency record.
+//! (S = [`RedisConfig::shards`], 16 by default). Sharding by customer (not
+//! by segment) keeps the per-customer ledger in the same atomic unit as the
+//! idempotency record. The idempotency scope is therefore (customer,
+//! interaction id), as TESTPLAN G1 allows: an interaction id reused for
+//! another customer is decided as a new interaction (the in-memory store,
+//! with one lock, is stricter and answers 422).
 //!
 //! **The budget is the one global quantity.** It cannot live in every
 //! customer's slot, so it lives in its own: one *pool* per UTC day
@@ -62,7 +62,8 @@
 //! connects time out after 1 s, and a refused reconnect fails at once
 //! instead of retrying inside redis-rs (it opens the breaker, below).
 //! *Callers* are bounded by Tokio timeouts: the service's store deadline
-//! (50 ms) around every decision call, and [`RedisConfig::op_timeout`]
+//! (50 ms) around every decision call, the store's own call budget for a
+//! commit (35 ms, so the degraded answer is rendered in time), and [`RedisConfig::op_timeout`]
 //! (250 ms) around every store call — needed because commands issued while
 //! the connection manager reconnects wait on the reconnect, not on the
 //! response timeout. Those only stop *waiting*. The per-command response
@@ -74,7 +75,9 @@
 //! loaded 2-core box lost 5 of 100 grants to such timeouts.
 //!
 //! **A breaker for a Redis known to be unusable.** A connection error, or
-//! four commits in a row missing the call budget, opens it: calls then fail
+//! four commits in a row missing the call budget *and* a `PING` that then
+//! misses it too (so a CPU-starved replica does not mistake itself for a
+//! slow Redis), opens it: calls then fail
 //! closed at once (degraded answers in a few milliseconds instead of each
 //! waiting out the deadline, and no pile-up on a hung server), `/readyz`
 //! reports it, and a background probe `PING`s every 100 ms; the first answer
@@ -98,8 +101,8 @@
 //!
 //! | key | type | content | TTL |
 //! |---|---|---|---|
-//! | `P:{s<k>}:idem:<interaction>` | hash | `h` body SHA-256, `d` decision id, `j` decision JSON | 48 h |
-//! | `P:{s<k>}:dec:<decision id>` | string | interaction id (lookup by decision id) | 48 h |
+//! | `P:{s<k>}:idem:<customer>:<interaction>` | hash | `h` body SHA-256, `d` decision id, `j` decision JSON | 48 h |
+//! | `P:{s<k>}:dec:<decision id>` | string | `<customer>:<interaction>` (lookup by decision id) | 48 h |
 //! | `P:{s<k>}:led:<customer>` | zset | grants in the cap window: `<decision id>:<value>` scored by time (ms) | cap window + 1 day |
 //! | `P:{s<k>}:spent:D` | hash | `v` value, `n` grants | 8 days |
 //! | `P:{s<k>}:grants:D` | list | the grant log: one JSON entry per grant | 35 days |
@@ -176,7 +179,7 @@ const COMMIT_TASK_LIMIT: Duration = Duration::from_secs(5);
 /// How often an open breaker probes Redis. A probe must answer within the
 /// call budget: a Redis slower than that is no use to a decision.
 const PROBE_EVERY: Duration = Duration::from_millis(100);
-/// Commits in a row that miss the call budget before the breaker opens.
+/// Commits in a row that miss the call budget before Redis is probed.
 const SLOW_COMMITS_TO_TRIP: u32 = 4;
 /// How long a decision waits for the first window snapshot of a replica.
 const FIRST_SNAPSHOT_WAIT: Duration = Duration::from_millis(10);
@@ -254,7 +257,7 @@ impl RedisConfig {
             response_timeout: Duration::from_secs(1),
             connect_timeout: Duration::from_secs(1),
             op_timeout: Duration::from_millis(250),
-            call_budget: Duration::from_millis(40),
+            call_budget: Duration::from_millis(35),
             window_snapshot_ttl: Duration::from_millis(500),
             dry_pool_memory: Duration::from_millis(250),
         }
@@ -341,8 +344,11 @@ impl Keys {
     fn shard(&self, k: u16, rest: &str) -> String {
         format!("{}:{{s{k}}}:{rest}", self.prefix)
     }
-    fn idem(&self, k: u16, id: &InteractionId) -> String {
-        self.shard(k, &format!("idem:{id}"))
+    /// Scoped to the customer: the record must sit in the customer's
+    /// shard, and keying it by the pair keeps the scope the same whatever
+    /// shard two customers hash to.
+    fn idem(&self, k: u16, c: &CustomerId, id: &InteractionId) -> String {
+        self.shard(k, &format!("idem:{c}:{id}"))
     }
     fn dec(&self, k: u16, id: Uuid) -> String {
         self.shard(k, &format!("dec:{id}"))
@@ -459,6 +465,7 @@ struct Inner {
     /// a background probe waits for it to answer again.
     breaker: Mutex<Option<String>>,
     probing: AtomicBool,
+    suspecting: AtomicBool,
     slow_commits: std::sync::atomic::AtomicU32,
     me: std::sync::Weak<Inner>,
 }
@@ -600,6 +607,7 @@ impl RedisStore {
                 cluster,
                 breaker: Mutex::new(None),
                 probing: AtomicBool::new(false),
+                suspecting: AtomicBool::new(false),
                 slow_commits: std::sync::atomic::AtomicU32::new(0),
                 me: me.clone(),
             }),
@@ -735,6 +743,28 @@ impl Inner {
                     return;
                 }
             }
+        });
+    }
+
+    /// Slow commits may mean a slow Redis or a busy replica: a `PING` within
+    /// the call budget tells them apart, and only a failed one opens the
+    /// breaker (a CPU-starved replica gains nothing from failing fast).
+    fn suspect(&self, why: String) {
+        if self.breaker.lock().is_some() || self.suspecting.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (Some(me), Ok(rt)) = (self.me.upgrade(), tokio::runtime::Handle::try_current()) else {
+            self.suspecting.store(false, Ordering::Release);
+            return;
+        };
+        rt.spawn(async move {
+            let ping = tokio::time::timeout(me.cfg.call_budget, me.probe()).await;
+            if matches!(ping, Ok(Ok(()))) {
+                me.slow_commits.store(0, Ordering::Relaxed);
+            } else {
+                me.trip(&why);
+            }
+            me.suspecting.store(false, Ordering::Release);
         });
     }
 
@@ -891,7 +921,7 @@ impl Inner {
             .arg(p.recent_keep)
             .arg(p.recent_ttl)
             .arg(&p.decision_id)
-            .arg(&p.interaction_id)
+            .arg(&p.idem_ref)
             .arg(&p.grant_entry)
             .arg(&p.answers[0])
             .arg(&p.answers[1])
@@ -958,9 +988,10 @@ impl Inner {
 
     fn pool_known_dry(&self, day: Date, version: u32) -> bool {
         let memory = self.cfg.dry_pool_memory;
-        self.dry.lock().as_ref().is_some_and(|d| {
-            d.day == day && d.version == version && d.since.elapsed() < memory
-        })
+        self.dry
+            .lock()
+            .as_ref()
+            .is_some_and(|d| d.day == day && d.version == version && d.since.elapsed() < memory)
     }
 
     fn mark_dry(&self, day: Date, version: u32) {
@@ -1140,7 +1171,8 @@ struct Prepared {
     recent_keep: usize,
     recent_ttl: i64,
     decision_id: String,
-    interaction_id: String,
+    /// `<customer>:<interaction>`, what the decision index points to.
+    idem_ref: String,
     grant_entry: String,
     answers: [String; 3],
     cells: Vec<String>,
@@ -1189,7 +1221,7 @@ impl Prepared {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             keys: [
-                keys.idem(shard, &c.interaction_id),
+                keys.idem(shard, &c.customer_id, &c.interaction_id),
                 keys.dec(shard, c.granted.decision_id),
                 keys.ledger(shard, &c.customer_id),
                 keys.spent(shard, day),
@@ -1211,7 +1243,7 @@ impl Prepared {
             recent_keep: recent_per_shard(keys.shards),
             recent_ttl: hours * 3_600_000,
             decision_id: c.granted.decision_id.to_string(),
-            interaction_id: c.interaction_id.to_string(),
+            idem_ref: format!("{}:{}", c.customer_id, c.interaction_id),
             grant_entry,
             answers: [
                 json(&c.granted)?,
@@ -1297,9 +1329,9 @@ impl Store for RedisStore {
                 r
             }
             Err(_) => {
-                // Several in a row: Redis hangs or is too slow to be useful.
+                // Several in a row: Redis may hang or be too slow to be useful.
                 if inner.slow_commits.fetch_add(1, Ordering::Relaxed) + 1 >= SLOW_COMMITS_TO_TRIP {
-                    inner.trip(&format!("commits slower than {} ms", budget.as_millis()));
+                    inner.suspect(format!("commits slower than {} ms", budget.as_millis()));
                 }
                 Err(StoreError::Unavailable(format!(
                     "no commit within {} ms (it may still be recorded: replay the interaction id)",
@@ -1514,11 +1546,17 @@ impl Store for RedisStore {
                 async move { inner.query::<Option<String>>(&cmd).await.map(|v| (k, v)) }
             });
             for r in join_all(lookups).await {
-                if let (k, Some(iid)) = r? {
-                    let iid = InteractionId::parse("interaction_id", iid)
+                if let (k, Some(idem_ref)) = r? {
+                    // Keys are built from validated ids only, even when read back.
+                    let (c, i) = idem_ref
+                        .split_once(':')
+                        .ok_or_else(|| StoreError::Corrupt("decision index".into()))?;
+                    let c = CustomerId::parse("customer.id", c)
+                        .map_err(|e| corrupt("decision index", e))?;
+                    let i = InteractionId::parse("interaction_id", i)
                         .map_err(|e| corrupt("decision index", e))?;
                     let j: Option<String> = inner
-                        .query(redis::cmd("HGET").arg(inner.keys.idem(k, &iid)).arg("j"))
+                        .query(redis::cmd("HGET").arg(inner.keys.idem(k, &c, &i)).arg("j"))
                         .await?;
                     return match j {
                         Some(j) => Ok(Some(
@@ -1636,7 +1674,7 @@ mod tests {
         let k = keys.shard_of(&c);
         let day = Date::from_calendar_date(2026, time::Month::November, 20).unwrap();
         let all = [
-            keys.idem(k, &i),
+            keys.idem(k, &c, &i),
             keys.dec(k, Uuid::nil()),
             keys.ledger(k, &c),
             keys.spent(k, day),

@@ -11,6 +11,7 @@ mod obp_reference;
 mod openapi;
 mod parity;
 mod policy_api;
+mod properties;
 mod redis_harness;
 mod redis_store;
 mod simulator;

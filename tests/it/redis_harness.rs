@@ -59,8 +59,17 @@ pub fn unique(tag: &str) -> String {
     )
 }
 
+/// Data directories live on tmpfs when there is one: an AOF there survives
+/// SIGKILL (what the crash tests need) without fsync competing for a disk
+/// shared with builds, which would make Redis itself the slow part.
 fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("fairtreat-{}", unique(tag)));
+    let shm = std::path::Path::new("/dev/shm");
+    let base = if shm.is_dir() {
+        shm.to_path_buf()
+    } else {
+        std::env::temp_dir()
+    };
+    let d = base.join(format!("fairtreat-{}", unique(tag)));
     std::fs::create_dir_all(&d).expect("temp dir");
     d
 }
@@ -649,7 +658,7 @@ pub fn policy_file(edit: impl FnOnce(&mut toml::Table)) -> PathBuf {
 /// Serialises the timing-sensitive Redis tests (fault injection, the
 /// replica races): on a 2-core machine they would otherwise measure each
 /// other.
-pub fn heavy() -> std::sync::MutexGuard<'static, ()> {
-    static HEAVY: Mutex<()> = Mutex::new(());
-    HEAVY.lock().unwrap_or_else(|e| e.into_inner())
+pub async fn heavy() -> tokio::sync::MutexGuard<'static, ()> {
+    static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    HEAVY.lock().await
 }

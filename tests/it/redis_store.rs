@@ -289,3 +289,37 @@ async fn a_served_window_snapshot_is_refreshed_within_its_ttl_and_keeps_closed_h
     assert_eq!(served.window_stats(now, 24).await.unwrap(), want);
     assert_ne!(exact.window_stats(now, 24).await.unwrap(), want);
 }
+
+#[tokio::test]
+async fn on_redis_an_interaction_id_is_scoped_to_its_customer_whatever_shard_they_share() {
+    use fairtreat::domain::validation::CustomerId;
+    let server = RedisServer::start();
+    let store = h::test_store(&server.url(), "ft");
+    store.seed_policy(&Policy::bundled(), T0).await.unwrap();
+    let shard = |c: &str| store.shard_of(&CustomerId::parse("c", c).unwrap());
+    let names: Vec<String> = (0..200).map(|n| format!("c-{n}")).collect();
+    let same = names[1..]
+        .iter()
+        .find(|c| shard(c) == shard(&names[0]))
+        .expect("two customers in one shard");
+    let other = names[1..]
+        .iter()
+        .find(|c| shard(c) != shard(&names[0]))
+        .expect("two customers in two shards");
+    let first = Op::new("shared-id", &names[0], T0, Some(10.0));
+    assert!(matches!(
+        store.commit(first.commit()).await.unwrap(),
+        CommitOutcome::Recorded(_)
+    ));
+    for c in [same, other] {
+        let op = Op::new("shared-id", c, T0, Some(10.0));
+        assert!(
+            matches!(store.commit(op.commit()).await.unwrap(), CommitOutcome::Recorded(d) if d.gesture.is_some()),
+            "{c}: a new interaction"
+        );
+        assert!(matches!(
+            store.commit(op.commit()).await.unwrap(),
+            CommitOutcome::Replayed(_)
+        ));
+    }
+}

@@ -465,7 +465,7 @@ pub async fn window_counters_match_the_reference_model_at_hour_edges(s: Subject)
     // longer bucket b−24 (decisions 0 and 1, exactly 24 h and 23 h 1 ms
     // before the hour).
     let mut by_hand = Model::default();
-    for (n, (at, decide)) in timeline.iter().enumerate().filter(|(_, (_, d))| *d) {
+    for (n, (at, _)) in timeline.iter().enumerate().filter(|(_, (_, d))| *d) {
         let mut op = Op::new(&format!("w-{n}"), &format!("c-{n}"), *at, None);
         op.gesture = (n % 2 == 0).then_some(5.0);
         by_hand.apply(&op);

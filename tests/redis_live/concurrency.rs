@@ -73,7 +73,7 @@ async fn ledger(redis: &RedisServer) -> Vec<(String, f64)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn c1_simultaneous_identical_requests_over_three_replicas_grant_once_and_answer_identically()
 {
-    let _serial = h::heavy();
+    let _serial = h::heavy().await;
     let redis = RedisServer::start();
     let replicas = three_replicas(&redis, None);
     let urls: Vec<String> = replicas.iter().map(|r| r.url("")).collect();
@@ -153,7 +153,7 @@ fn hundred_gestures_policy() -> std::path::PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn c2_a_budget_for_exactly_100_gestures_gives_exactly_100_under_64_concurrent_clients() {
-    let _serial = h::heavy();
+    let _serial = h::heavy().await;
     let redis = RedisServer::start();
     let policy = hundred_gestures_policy();
     let replicas = three_replicas(&redis, Some(&policy));
@@ -215,7 +215,7 @@ async fn c2_a_budget_for_exactly_100_gestures_gives_exactly_100_under_64_concurr
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_policy_change_on_one_replica_reaches_the_others_within_about_a_second() {
-    let _serial = h::heavy();
+    let _serial = h::heavy().await;
     let redis = RedisServer::start();
     let key = "policy-test-key";
     let replicas: Vec<Replica> = (0..3)

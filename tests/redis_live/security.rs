@@ -73,7 +73,7 @@ fn assert_no_canary(what: &str, text: &str, canaries: &[&str]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn canary_secrets_never_reach_logs_or_bodies_and_an_acl_user_limited_to_the_prefix_is_enough()
 {
-    let _serial = h::heavy();
+    let _serial = h::heavy().await;
     let admin_pw = format!("CANARY-REDIS-admin-{}", std::process::id());
     let user_pw = format!("CANARY-REDIS-user-{}", std::process::id());
     let wrong_pw = format!("CANARY-REDIS-wrong-{}", std::process::id());
@@ -290,7 +290,7 @@ async fn canary_secrets_never_reach_logs_or_bodies_and_an_acl_user_limited_to_th
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_command_the_acl_forbids_fails_closed_with_a_degraded_answer_not_a_5xx() {
-    let _serial = h::heavy();
+    let _serial = h::heavy().await;
     let redis = RedisServer::start();
     // Everything but ZADD: a grant's ledger write is refused (NOPERM)
     // inside the commit script, so nothing of it is applied.

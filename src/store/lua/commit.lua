@@ -16,7 +16,7 @@
 --       10 '1': the pool cannot cover this gesture (refuse by budget)
 --       11 spend ttl  12 grant log ttl  13 window ttl (ms)
 --       14 recent entry   15 recent entries kept   16 recent ttl (ms)
---       17 decision id    18 interaction id        19 grant log entry
+--       17 decision id    18 '<customer>:<interaction>' (the index's target)    19 grant log entry
 --       20 answer if granted  21 answer if refused by the cap  22 answer if refused by the budget
 --       23.. window cells
 -- Returns {'mismatch'} | {'replay', stored answer} | {'short'} (nothing
