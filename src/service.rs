@@ -57,6 +57,8 @@ pub enum ServiceError {
     VersionConflict { based_on: u32, current: u32 },
     #[error("{0:?} is not an audited attribute")]
     UnknownAttribute(String),
+    #[error("invalid interaction: {0}")]
+    InvalidInteraction(ValidationError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }

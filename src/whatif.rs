@@ -19,7 +19,7 @@ use crate::domain::policy::Policy;
 use crate::domain::report::{fairness_report, FairnessReport};
 use crate::domain::validation::ValidationError;
 use crate::domain::window::SeverityBand;
-use crate::service::{DecisionService, Models, ServiceError};
+use crate::service::{Decided, DecisionService, Models, ServiceError};
 use crate::store::memory::MemoryStore;
 use crate::store::Store;
 
@@ -91,29 +91,80 @@ fn parity_of(report: &FairnessReport) -> ParityFigures {
 
 type Outcome = (String, Option<(String, f64)>);
 
-async fn replay(
+/// A replay: every decision, in order, and the scratch store they were
+/// recorded in (for window figures).
+pub struct Replay {
+    pub decided: Vec<Decided>,
+    pub store: Arc<MemoryStore>,
+    pub end: OffsetDateTime,
+}
+
+/// Decides `inputs` (time, request, validated interaction; in time order)
+/// under `policy` through the real decision path, on a scratch in-memory
+/// store with the clock set to each interaction's time. The one replay the
+/// what-if preview, the simulator and its logs share.
+pub async fn replay_decisions(
     policy: &Policy,
     models: &Models,
     inputs: &[(OffsetDateTime, InteractionInput, Interaction)],
-) -> Result<(ScenarioFigures, Vec<Outcome>), ServiceError> {
+) -> Result<Replay, ServiceError> {
     let store = Arc::new(MemoryStore::new());
-    let clock = ManualClock::new(
-        inputs
-            .first()
-            .map(|(t, _, _)| *t)
-            .unwrap_or(OffsetDateTime::UNIX_EPOCH),
-    );
+    let start = inputs
+        .first()
+        .map(|(t, _, _)| *t)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let clock = ManualClock::new(start);
     let svc = DecisionService::new(
         policy.clone(),
         models.clone(),
         store.clone(),
         Arc::new(clock.clone()),
     );
-    let (mut perks, mut spend, mut utility, mut justice) = (0u64, 0.0, 0.0, 0.0);
-    let mut outcomes = Vec::with_capacity(inputs.len());
+    let mut decided = Vec::with_capacity(inputs.len());
     for (at, input, interaction) in inputs {
         clock.set(*at);
-        let d = svc.decide(input, interaction.clone()).await?;
+        decided.push(svc.decide(input, interaction.clone()).await?);
+    }
+    Ok(Replay {
+        decided,
+        store,
+        end: clock.now(),
+    })
+}
+
+/// Validated replay inputs from simulated or logged requests (which carry
+/// their time); `fallback` is used for a request without one.
+pub fn replay_inputs(
+    inputs: &[InteractionInput],
+    fallback: OffsetDateTime,
+) -> Result<Vec<(OffsetDateTime, InteractionInput, Interaction)>, ValidationError> {
+    let mut parsed = Vec::with_capacity(inputs.len());
+    for (i, input) in inputs.iter().enumerate() {
+        let interaction = Interaction::try_from(input.clone())
+            .map_err(|e| e.within(&format!("interactions[{i}]")))?;
+        parsed.push((
+            input.occurred_at.unwrap_or(fallback),
+            input.clone(),
+            interaction,
+        ));
+    }
+    parsed.sort_by_key(|(t, _, _)| *t);
+    Ok(parsed)
+}
+
+async fn replay(
+    policy: &Policy,
+    models: &Models,
+    inputs: &[(OffsetDateTime, InteractionInput, Interaction)],
+) -> Result<(ScenarioFigures, Vec<Outcome>), ServiceError> {
+    let Replay {
+        decided,
+        store,
+        end,
+    } = replay_decisions(policy, models, inputs).await?;
+    let (mut perks, mut spend, mut utility, mut justice) = (0u64, 0.0, 0.0, 0.0);
+    let mut outcomes = Vec::with_capacity(inputs.len());
+    for d in &decided {
         if let Some(g) = &d.decision.gesture {
             perks += 1;
             spend += g.value;
@@ -128,7 +179,6 @@ async fn replay(
         outcomes.push((d.decision.action.clone(), gesture));
     }
     let n = inputs.len() as u64;
-    let end = clock.now();
     let stats = store
         .window_stats(end, policy.fairness.window_hours)
         .await?;
@@ -158,35 +208,25 @@ impl DecisionService {
         &self,
         proposed: &Policy,
         supplied: Option<Vec<InteractionInput>>,
-    ) -> Result<WhatIf, WhatIfError> {
+    ) -> Result<WhatIf, ServiceError> {
         let current = self.policy();
         let now = self.clock().now();
         let (source, inputs) = match supplied {
             Some(list) => ("supplied", list),
             None => {
                 let since = now - time::Duration::hours(i64::from(current.fairness.window_hours));
-                let mut recent = self
-                    .store()
-                    .recent_interactions(since, MAX_REPLAY)
-                    .await
-                    .map_err(ServiceError::from)?;
+                let mut recent = self.store().recent_interactions(since, MAX_REPLAY).await?;
                 recent.reverse();
                 ("window", recent)
             }
         };
         if inputs.len() > MAX_REPLAY {
-            return Err(WhatIfError::Invalid(ValidationError::new(
+            return Err(ServiceError::InvalidInteraction(ValidationError::new(
                 "interactions",
                 format!("at most {MAX_REPLAY} interactions"),
             )));
         }
-        let mut parsed = Vec::with_capacity(inputs.len());
-        for (i, input) in inputs.into_iter().enumerate() {
-            let interaction = Interaction::try_from(input.clone())
-                .map_err(|e| WhatIfError::Invalid(e.within(&format!("interactions[{i}]"))))?;
-            parsed.push((input.occurred_at.unwrap_or(now), input, interaction));
-        }
-        parsed.sort_by_key(|(t, _, _)| *t);
+        let parsed = replay_inputs(&inputs, now).map_err(ServiceError::InvalidInteraction)?;
         let models = self.models();
         let (before, a) = replay(&current, &models, &parsed).await?;
         let (after, b) = replay(proposed, &models, &parsed).await?;
@@ -201,12 +241,4 @@ impl DecisionService {
             changed_gestures,
         })
     }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum WhatIfError {
-    #[error(transparent)]
-    Invalid(ValidationError),
-    #[error(transparent)]
-    Service(#[from] ServiceError),
 }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
 
+pub mod sentiment;
 pub mod simulate;
 
 use crate::clock::SystemClock;
@@ -40,6 +41,30 @@ pub enum Command {
     Serve(ServeArgs),
     /// Run the customer-and-observer simulator: compare policies, write logs.
     Simulate(simulate::SimulateArgs),
+    /// Train a model and write its artefact and card to the models directory.
+    Train {
+        #[command(subcommand)]
+        what: TrainWhat,
+    },
+    /// Evaluate a trained model on its held-out test rows.
+    Evaluate {
+        #[command(subcommand)]
+        what: EvaluateWhat,
+    },
+}
+
+/// What `fairtreat train` trains.
+#[derive(Debug, Subcommand)]
+pub enum TrainWhat {
+    /// The text sentiment model, on the VADER ground truth.
+    Sentiment(sentiment::TrainArgs),
+}
+
+/// What `fairtreat evaluate` evaluates.
+#[derive(Debug, Subcommand)]
+pub enum EvaluateWhat {
+    /// A trained text sentiment model, side by side with VADER.
+    Sentiment(sentiment::EvaluateArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -189,6 +214,12 @@ pub async fn run() -> ExitCode {
         None => serve(ServeArgs::default()).await,
         Some(Command::Serve(args)) => serve(args).await,
         Some(Command::Simulate(args)) => simulate::run(args).await,
+        Some(Command::Train {
+            what: TrainWhat::Sentiment(args),
+        }) => sentiment::train(args),
+        Some(Command::Evaluate {
+            what: EvaluateWhat::Sentiment(args),
+        }) => sentiment::evaluate(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -183,6 +183,7 @@ impl From<ServiceError> for ApiError {
         match e {
             ServiceError::IdempotencyMismatch(id) => ApiError::IdempotencyMismatch(id),
             ServiceError::InvalidPolicy(errors) => ApiError::InvalidDocument(errors),
+            ServiceError::InvalidInteraction(e) => ApiError::InvalidField(e),
             ServiceError::VersionConflict { based_on, current } => {
                 ApiError::VersionConflict { based_on, current }
             }

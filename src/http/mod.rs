@@ -5,6 +5,7 @@
 //! address, so tests start the app on port 0.
 
 pub mod auth;
+pub mod dashboard;
 pub mod error;
 pub mod extract;
 pub mod handlers;
@@ -48,6 +49,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/policy/history"),
     ("POST", "/v1/policy/simulate"),
     ("GET", "/v1/fairness/report"),
+    ("GET", "/v1/dashboard/summary"),
+    ("GET", "/"),
+    ("GET", "/assets/{file}"),
 ];
 
 /// Routes that need an admin key, with the scope each needs.
@@ -77,6 +81,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::post().to(policy::simulate_policy)),
         )
         .service(resource("/v1/fairness/report").route(web::get().to(policy::report)))
+        .service(resource("/v1/dashboard/summary").route(web::get().to(dashboard::summary)))
+        .service(resource("/").route(web::get().to(dashboard::index)))
+        .service(resource("/assets/{file}").route(web::get().to(dashboard::asset_file)))
         .service(resource("/healthz").route(web::get().to(handlers::healthz)))
         .service(resource("/readyz").route(web::get().to(handlers::readyz)))
         .service(resource("/metrics").route(web::get().to(handlers::metrics_text)))

@@ -6,7 +6,7 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::Modify;
 
-use super::{handlers, policy};
+use super::{dashboard, handlers, policy};
 
 struct Bearer;
 
@@ -38,6 +38,9 @@ impl Modify for Bearer {
         policy::policy_history,
         policy::simulate_policy,
         policy::report,
+        dashboard::summary,
+        dashboard::index,
+        dashboard::asset_file,
     ),
     modifiers(&Bearer)
 )]

@@ -13,7 +13,7 @@ use crate::domain::interaction::InteractionInput;
 use crate::domain::policy::{Policy, PolicyChange};
 use crate::domain::report::{fairness_report, FairnessReport};
 use crate::service::ServiceError;
-use crate::whatif::{WhatIf, WhatIfError};
+use crate::whatif::WhatIf;
 
 /// The policy in force.
 #[utoipa::path(get, path = "/v1/policy", tag = "policy", responses((status = 200, body = Policy)))]
@@ -84,14 +84,7 @@ pub async fn simulate_policy(
     req.policy.validate().map_err(|errors| {
         ApiError::InvalidDocument(errors.into_iter().map(|e| e.within("policy")).collect())
     })?;
-    let result = state
-        .service
-        .what_if(&req.policy, req.interactions)
-        .await
-        .map_err(|e| match e {
-            WhatIfError::Invalid(v) => ApiError::InvalidField(v),
-            WhatIfError::Service(s) => ApiError::from(s),
-        })?;
+    let result = state.service.what_if(&req.policy, req.interactions).await?;
     Ok(HttpResponse::Ok().json(result))
 }
 

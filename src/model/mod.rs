@@ -14,8 +14,11 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::outcome::RulesOutcome;
-use crate::domain::sentiment::VaderScorer;
+use crate::domain::sentiment::{SentimentModel, VaderScorer};
 use crate::service::Models;
+
+pub mod metrics;
+pub mod sentiment;
 
 /// The feature schema version this build reads.
 pub const SCHEMA: u32 = 1;
@@ -93,6 +96,26 @@ pub fn card(dir: &Path, version: &str) -> Result<Card, ModelError> {
     Ok(card)
 }
 
+/// Loads and validates a trained sentiment model's `model.json`.
+pub fn load_trained_sentiment(
+    dir: &Path,
+    card: &Card,
+) -> Result<sentiment::TrainedSentiment, ModelError> {
+    let path = dir.join(&card.version).join("model.json");
+    let model =
+        sentiment::TrainedSentiment::from_json(&read(&path)?).map_err(|e| ModelError::Invalid {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+    if model.version() != card.version {
+        return Err(ModelError::Unsupported {
+            version: card.version.clone(),
+            message: format!("its model.json names version {:?}", model.version()),
+        });
+    }
+    Ok(model)
+}
+
 /// Loads the active models from `dir`.
 pub fn load(dir: &Path) -> Result<Models, ModelError> {
     let path = dir.join("active.toml");
@@ -114,8 +137,9 @@ pub fn load(dir: &Path) -> Result<Models, ModelError> {
     };
     expect(&sentiment_card, "sentiment")?;
     expect(&outcome_card, "outcome")?;
-    let sentiment = match sentiment_card.kind.as_str() {
+    let sentiment: Arc<dyn SentimentModel> = match sentiment_card.kind.as_str() {
         "vader_lexicon" => Arc::new(VaderScorer::bundled()),
+        sentiment::KIND => Arc::new(load_trained_sentiment(dir, &sentiment_card)?),
         other => {
             return Err(ModelError::Unsupported {
                 version: sentiment_card.version,
@@ -143,7 +167,86 @@ mod tests {
     fn the_repository_models_load_and_match_the_bundled_versions() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
         let m = load(&dir).unwrap();
-        assert_eq!(m.version(), Models::bundled().version());
+        // The active sentiment model is the trained one; the bundled one is VADER.
+        let active: Active =
+            toml::from_str(&std::fs::read_to_string(dir.join("active.toml")).unwrap()).unwrap();
+        assert_eq!(m.sentiment.version(), active.sentiment);
+        assert_eq!(m.outcome.version(), Models::bundled().outcome.version());
+    }
+
+    /// A temporary models directory whose active sentiment model is
+    /// `version` with the given `model.json`.
+    fn models_dir_with(tag: &str, version: &str, model_json: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("fairtreat-{tag}-{}", std::process::id()));
+        let m = dir.join(version);
+        std::fs::create_dir_all(&m).unwrap();
+        std::fs::write(
+            dir.join("active.toml"),
+            format!("sentiment = \"{version}\"\noutcome = \"outcome-rules-1\"\n"),
+        )
+        .unwrap();
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
+        let outcome = dir.join("outcome-rules-1");
+        std::fs::create_dir_all(&outcome).unwrap();
+        std::fs::copy(
+            repo.join("outcome-rules-1/card.json"),
+            outcome.join("card.json"),
+        )
+        .unwrap();
+        std::fs::write(
+            m.join("card.json"),
+            format!(
+                r#"{{"version":"{version}","task":"sentiment","kind":"{}","schema":{SCHEMA}}}"#,
+                sentiment::KIND
+            ),
+        )
+        .unwrap();
+        std::fs::write(m.join("model.json"), model_json).unwrap();
+        dir
+    }
+
+    #[test]
+    fn a_corrupt_or_mismatched_sentiment_artefact_is_refused_with_a_clear_error() {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
+        let good = std::fs::read_to_string(repo.join("sentiment-logreg-1/model.json")).unwrap();
+
+        // The committed artefact loads under another name only if it says so.
+        let dir = models_dir_with("renamed", "sentiment-other-1", &good);
+        let err = load(&dir).err().expect("a renamed artefact").to_string();
+        assert!(err.contains("names version"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+
+        // Truncated JSON.
+        let dir = models_dir_with("corrupt", "sentiment-logreg-1", &good[..good.len() / 3]);
+        let err = load(&dir).err().expect("a corrupt artefact").to_string();
+        assert!(err.contains("model.json"), "{err}");
+        assert!(err.contains("invalid sentiment artefact"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+
+        // One weight fewer than features: linfa would panic on it.
+        let mut v: serde_json::Value = serde_json::from_str(&good).unwrap();
+        let params = &mut v["logistic"]["params"];
+        params["data"].as_array_mut().unwrap().pop();
+        params["dim"][0] = serde_json::json!(params["data"].as_array().unwrap().len());
+        let dir = models_dir_with("short", "sentiment-logreg-1", &v.to_string());
+        let err = load(&dir).err().expect("a mismatched artefact").to_string();
+        assert!(err.contains("feature dimension mismatch"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+
+        // Another feature schema inside the artefact.
+        let mut v: serde_json::Value = serde_json::from_str(&good).unwrap();
+        v["schema"] = serde_json::json!(SCHEMA + 1);
+        let dir = models_dir_with("schema", "sentiment-logreg-1", &v.to_string());
+        let err = load(&dir).err().expect("another schema").to_string();
+        assert!(err.contains("feature schema"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+
+        // A missing model.json.
+        let dir = models_dir_with("missing", "sentiment-logreg-1", "");
+        std::fs::remove_file(dir.join("sentiment-logreg-1/model.json")).unwrap();
+        let err = load(&dir).err().expect("no artefact").to_string();
+        assert!(err.contains("cannot read"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -18,21 +18,21 @@
 //! as the mean gain in the probability of a good outcome over the no-perks
 //! answer to the same interaction.
 
-use std::sync::Arc;
-
 use serde::Serialize;
 
 use super::world::{observer_loss, TrueOutcome};
-use crate::clock::ManualClock;
 use crate::domain::decide::{valued_candidates, Inputs};
 use crate::domain::interaction::{Interaction, InteractionInput, Kind};
 use crate::domain::outcome::{OutcomeAction, OutcomeContext, OutcomeModel};
 use crate::domain::policy::{GestureKind, Intent, Policy};
 use crate::domain::report::fairness_report;
-use crate::domain::scoring::{self, LoyaltyInputs};
+use crate::domain::scoring;
 use crate::domain::window::{cells_for, deservingness_band, WindowStats, DESERVINGNESS_BANDS};
-use crate::service::{DecisionService, Models, ServiceError};
-use crate::store::memory::MemoryStore;
+use crate::service::{Models, ServiceError};
+use crate::whatif::replay_decisions;
+use time::OffsetDateTime;
+
+use super::logs::{context, DEFAULT_STAKE};
 
 /// What one policy did with one interaction.
 #[derive(Debug, Clone, PartialEq)]
@@ -74,38 +74,19 @@ struct Case {
     deservingness: f64,
 }
 
-fn cases(policy: &Policy, models: &Models, inputs: &[InteractionInput]) -> Vec<Case> {
-    let window = WindowStats::default();
+fn cases(models: &Models, inputs: &[InteractionInput]) -> Vec<Case> {
     inputs
         .iter()
         .map(|input| {
             let interaction =
                 Interaction::try_from(input.clone()).expect("simulated interactions are valid");
-            let inp = Inputs {
-                interaction: &interaction,
-                policy,
-                sentiment: models.sentiment.as_ref(),
-                outcome: models.outcome.as_ref(),
-                window: &window,
-                draws: (1.0, 0.0),
-            };
-            let (scores, _) = valued_candidates(&inp, interaction.public, interaction.audience);
-            let loyalty = scoring::loyalty(LoyaltyInputs {
-                tenure_days: interaction.customer.tenure_days,
-                lifetime_value: interaction.customer.lifetime_value.get(),
-            });
-            let ctx = OutcomeContext {
-                sentiment: scores.sentiment,
-                severity: scores.severity,
-                loyalty,
-                kind: interaction.kind,
-                public: interaction.public,
-                audience: interaction.audience,
-                stake: interaction.order_value.map(|v| v.get()).unwrap_or(40.0),
-            };
+            let ctx = context(models, &interaction, DEFAULT_STAKE);
+            let deservingness = scoring::score(&interaction, models.sentiment.as_ref())
+                .0
+                .deservingness;
             Case {
                 ctx,
-                deservingness: scores.deservingness,
+                deservingness,
                 input: input.clone(),
                 interaction,
             }
@@ -185,34 +166,29 @@ async fn fairtreat(
 ) -> Result<Vec<Treatment>, ServiceError> {
     let mut p = policy.clone();
     p.budget.daily = 1.0e12;
-    let start = cases
-        .first()
-        .and_then(|c| c.input.occurred_at)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    let clock = ManualClock::new(start);
-    let svc = DecisionService::new(
-        p.clone(),
-        models.clone(),
-        Arc::new(MemoryStore::new()),
-        Arc::new(clock.clone()),
-    );
-    let mut out = Vec::with_capacity(cases.len());
-    for c in cases {
-        if let Some(at) = c.input.occurred_at {
-            clock.set(at);
-        }
-        let d = svc.decide(&c.input, c.interaction.clone()).await?.decision;
-        let intent = p
-            .action(&d.action)
-            .map(|a| a.intent)
-            .unwrap_or(Intent::Ignore);
-        out.push(Treatment {
-            intent,
-            gesture: d.gesture.map(|g| (g.kind, g.value)),
+    let inputs: Vec<_> = cases
+        .iter()
+        .map(|c| {
+            (
+                c.input.occurred_at.unwrap_or(OffsetDateTime::UNIX_EPOCH),
+                c.input.clone(),
+                c.interaction.clone(),
+            )
+        })
+        .collect();
+    let replay = replay_decisions(&p, models, &inputs).await?;
+    Ok(replay
+        .decided
+        .into_iter()
+        .map(|d| Treatment {
+            intent: p
+                .action(&d.decision.action)
+                .map(|a| a.intent)
+                .unwrap_or(Intent::Ignore),
+            gesture: d.decision.gesture.map(|g| (g.kind, g.value)),
             announced: false,
-        });
-    }
-    Ok(out)
+        })
+        .collect())
 }
 
 fn row(
@@ -316,7 +292,7 @@ pub async fn compare(
     models: &Models,
     inputs: &[InteractionInput],
 ) -> Result<Vec<PolicyRow>, ServiceError> {
-    let cases = cases(policy, models, inputs);
+    let cases = cases(models, inputs);
     let none: Vec<Treatment> = cases.iter().map(|c| no_perks(policy, models, c)).collect();
     let rule: Vec<Treatment> = cases.iter().map(by_rule).collect();
     let greedy_t: Vec<Treatment> = cases.iter().map(|c| greedy(policy, models, c)).collect();

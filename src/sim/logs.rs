@@ -16,21 +16,18 @@
 //! simulator's true probability of a good outcome, for evaluating models and
 //! estimators against the truth.
 
-use std::sync::Arc;
-
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::world::TrueOutcome;
-use crate::clock::ManualClock;
 use crate::domain::interaction::{Interaction, InteractionInput};
 use crate::domain::outcome::{OutcomeAction, OutcomeContext, OutcomeModel};
 use crate::domain::policy::{GestureKind, Intent, Policy};
 use crate::domain::scoring::{self, LoyaltyInputs};
-use crate::service::{DecisionService, Models, ServiceError};
-use crate::store::memory::MemoryStore;
+use crate::service::{Models, ServiceError};
+use crate::whatif::{replay_decisions, replay_inputs};
 
 /// A gesture as logged.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -56,6 +53,10 @@ pub struct LogRecord {
     pub policy_version: u32,
     pub model_version: String,
 }
+
+/// Order value assumed for interactions that name none (the bundled
+/// catalogue's `default_order_value`).
+pub const DEFAULT_STAKE: f64 = 40.0;
 
 /// The outcome-model context of an interaction, as the decision core sees it.
 pub fn context(models: &Models, interaction: &Interaction, default_stake: f64) -> OutcomeContext {
@@ -89,32 +90,19 @@ pub async fn simulate_logs(
     // The log is about outcomes, not money: lift the budget so every
     // interaction is decided on its merits.
     p.budget.daily = 1.0e12;
-    let start = inputs
-        .first()
-        .and_then(|i| i.occurred_at)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    let clock = ManualClock::new(start);
-    let svc = DecisionService::new(
-        p.clone(),
-        models.clone(),
-        Arc::new(MemoryStore::new()),
-        Arc::new(clock.clone()),
-    );
+    let parsed = replay_inputs(inputs, time::OffsetDateTime::UNIX_EPOCH)
+        .map_err(ServiceError::InvalidInteraction)?;
+    let replay = replay_decisions(&p, models, &parsed).await?;
     let mut rng = StdRng::seed_from_u64(seed ^ 0x5EED_0F10);
     let mut out = Vec::with_capacity(inputs.len());
-    for input in inputs {
-        if let Some(at) = input.occurred_at {
-            clock.set(at);
-        }
-        let interaction = Interaction::try_from(input.clone())
-            .map_err(|e| ServiceError::Store(crate::store::StoreError::Corrupt(e.to_string())))?;
-        let d = svc.decide(input, interaction.clone()).await?.decision;
+    for ((_, input, interaction), decided) in parsed.iter().zip(replay.decided) {
+        let d = decided.decision;
         let intent = p
             .action(&d.action)
             .map(|a| a.intent)
             .unwrap_or(Intent::Ignore);
         let gesture = d.gesture.as_ref().map(|g| (g.kind, g.value));
-        let ctx = context(models, &interaction, 40.0);
+        let ctx = context(models, interaction, DEFAULT_STAKE);
         let p_true = TrueOutcome.p_good(&ctx, &OutcomeAction { intent, gesture });
         let reward = if rng.gen::<f64>() < p_true { 1.0 } else { 0.0 };
         out.push(LogRecord {

@@ -364,6 +364,29 @@ impl Store for MemoryStore {
         Ok(self.inner.lock().decisions.get(&id).cloned())
     }
 
+    async fn window_series(
+        &self,
+        now: OffsetDateTime,
+        hours: u32,
+    ) -> Result<Vec<(i64, Counts)>, StoreError> {
+        let (first, last) = (first_bucket(now, hours.max(1)), bucket_of(now));
+        let inner = self.inner.lock();
+        Ok(inner
+            .window
+            .buckets
+            .range(first..=last)
+            .filter_map(|(b, bucket)| {
+                let mut sum = Counts::default();
+                for (cell, c) in bucket {
+                    if matches!(cell, Cell::Peer { .. }) {
+                        sum.add(*c);
+                    }
+                }
+                (sum.decisions > 0).then_some((*b, sum))
+            })
+            .collect())
+    }
+
     async fn spend(&self, now: OffsetDateTime) -> Result<Spend, StoreError> {
         let day = now.date();
         let (spent, grants) = self

@@ -22,7 +22,7 @@ use crate::domain::decision::Decision;
 use crate::domain::interaction::InteractionInput;
 use crate::domain::policy::{Caps, Policy, PolicyChange};
 use crate::domain::validation::{CustomerId, InteractionId};
-use crate::domain::window::{Cell, WindowStats};
+use crate::domain::window::{Cell, Counts, WindowStats};
 
 /// SHA-256 of the canonical request body, compared on idempotent replays.
 pub type BodyHash = [u8; 32];
@@ -109,6 +109,16 @@ pub trait Store: Send + Sync {
         now: OffsetDateTime,
         hours: u32,
     ) -> Result<WindowStats, StoreError>;
+
+    /// Decisions per hour over the window of `hours` ending at `now`: one
+    /// `(bucket, counts)` per hour bucket that holds decisions, oldest first,
+    /// summed over the `Cell::Peer` cells (every decision counts in exactly
+    /// one). Read-only; for the dashboard.
+    async fn window_series(
+        &self,
+        now: OffsetDateTime,
+        hours: u32,
+    ) -> Result<Vec<(i64, Counts)>, StoreError>;
 
     /// The interactions decided since `since`, most recent first, at most `limit`.
     async fn recent_interactions(

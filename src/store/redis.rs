@@ -1571,6 +1571,36 @@ impl Store for RedisStore {
         .await
     }
 
+    async fn window_series(
+        &self,
+        now: OffsetDateTime,
+        hours: u32,
+    ) -> Result<Vec<(i64, Counts)>, StoreError> {
+        let last = bucket_of(now);
+        let first = last - i64::from(hours.max(1)) + 1;
+        let inner = self.inner.clone();
+        self.bounded(async move {
+            inner.gate().await?;
+            let need: Vec<i64> = (first..=last).collect();
+            let buckets = inner.read_buckets(&need).await?;
+            let mut series: Vec<(i64, Counts)> = buckets
+                .into_iter()
+                .filter_map(|(b, bucket)| {
+                    let mut sum = Counts::default();
+                    for (cell, c) in &bucket {
+                        if matches!(cell, Cell::Peer { .. }) {
+                            sum.add(*c);
+                        }
+                    }
+                    (sum.decisions > 0).then_some((b, sum))
+                })
+                .collect();
+            series.sort_by_key(|(b, _)| *b);
+            Ok(series)
+        })
+        .await
+    }
+
     async fn spend(&self, now: OffsetDateTime) -> Result<Spend, StoreError> {
         let day = utc_day(now);
         let inner = self.inner.clone();

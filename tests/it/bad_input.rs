@@ -459,7 +459,8 @@ async fn wrong_methods_get_405_and_unknown_paths_404_as_json() {
         ("DELETE", "/healthz", 405, "method_not_allowed"),
         ("POST", "/metrics", 405, "method_not_allowed"),
         ("GET", "/v1/nope", 404, "not_found"),
-        ("POST", "/", 404, "not_found"),
+        ("POST", "/", 405, "method_not_allowed"),
+        ("GET", "/nope/deeper", 404, "not_found"),
     ];
     for (method, path, status, code) in cases {
         let resp = app

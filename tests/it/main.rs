@@ -4,6 +4,7 @@
 mod bad_input;
 mod binary;
 mod consistency;
+mod dashboard;
 mod decisions;
 mod fairlearn_reference;
 mod helpers;
@@ -14,6 +15,7 @@ mod policy_api;
 mod properties;
 mod redis_harness;
 mod redis_store;
+mod sentiment_model;
 mod simulator;
 mod store_contract;
 mod vader_reference;

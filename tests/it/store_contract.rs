@@ -481,6 +481,99 @@ pub async fn window_counters_match_the_reference_model_at_hour_edges(s: Subject)
     );
 }
 
+pub async fn the_window_series_counts_every_decision_once_in_its_hour(s: Subject) {
+    // Decisions in different peer bands (each decision is in exactly one
+    // Peer cell), some with a perk, around hour edges; one just outside a
+    // 24 h window and one replay that must not count twice.
+    let hour = datetime!(2026-11-20 13:00 UTC);
+    let ms = Duration::milliseconds;
+    let mut model = Model::default();
+    let plan: [(OffsetDateTime, Option<f64>, u8); 7] = [
+        (hour - Duration::hours(24), Some(5.0), 1),
+        (hour - Duration::hours(23), None, 2),
+        (hour - ms(1), Some(7.5), 3),
+        (hour - ms(1), None, 0),
+        (hour, Some(2.0), 4),
+        (hour + Duration::minutes(30), None, 3),
+        (hour + Duration::minutes(31), Some(1.0), 2),
+    ];
+    for (n, (at, gesture, band)) in plan.iter().enumerate() {
+        let mut op = Op::new(&format!("s-{n}"), &format!("c-{n}"), *at, *gesture);
+        op.cells[0] = Cell::Peer { band: *band };
+        assert_eq!(seen(&run(&s, &op).await), model.apply(&op), "op {n}");
+    }
+    let replay = Op::new("s-4", "c-4", hour, Some(2.0));
+    let mut replay = replay;
+    replay.cells[0] = Cell::Peer { band: 4 };
+    assert_eq!(seen(&run(&s, &replay).await), Seen::Replayed);
+
+    let now = hour + Duration::minutes(45);
+    let series = s.store.window_series(now, 24).await.unwrap();
+    let mut want: BTreeMap<i64, Counts> = BTreeMap::new();
+    let first = bucket_of(now) - 23;
+    for (at, _, granted) in &model.window {
+        let b = bucket_of(*at);
+        if (first..=bucket_of(now)).contains(&b) {
+            want.entry(b).or_default().add(Counts {
+                decisions: 1,
+                perks: u64::from(granted.is_some()),
+                value: granted.unwrap_or(0.0),
+            });
+        }
+    }
+    let want: Vec<(i64, Counts)> = want.into_iter().collect();
+    assert_eq!(series, want, "the reference model");
+    // By hand: bucket of 12:00 holds two decisions (one perk of 7.5), the
+    // hour of 13:00 three (perks 2.0 and 1.0); 12:00 the day before is out.
+    assert_eq!(
+        series,
+        vec![
+            (
+                bucket_of(hour) - 23,
+                Counts {
+                    decisions: 1,
+                    perks: 0,
+                    value: 0.0
+                }
+            ),
+            (
+                bucket_of(hour) - 1,
+                Counts {
+                    decisions: 2,
+                    perks: 1,
+                    value: 7.5
+                }
+            ),
+            (
+                bucket_of(hour),
+                Counts {
+                    decisions: 3,
+                    perks: 2,
+                    value: 3.0
+                }
+            ),
+        ]
+    );
+    // A one-hour window is the current hour only; an empty store has none.
+    assert_eq!(
+        s.store.window_series(now, 1).await.unwrap(),
+        vec![(
+            bucket_of(hour),
+            Counts {
+                decisions: 3,
+                perks: 2,
+                value: 3.0
+            }
+        )]
+    );
+    assert!(s
+        .store
+        .window_series(hour + Duration::days(3), 24)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
 pub async fn policy_changes_are_compare_and_set_and_every_change_is_in_the_history(s: Subject) {
     let v1 = s.store.stored_policy().await.unwrap().expect("seeded");
     assert_eq!(v1, Policy::bundled());
@@ -762,6 +855,7 @@ contract_for_every_store!(
         a_new_utc_day_opens_a_fresh_budget_and_the_old_day_keeps_its_spend,
         a_budget_change_in_a_newer_policy_applies_the_same_day,
         window_counters_match_the_reference_model_at_hour_edges,
+        the_window_series_counts_every_decision_once_in_its_hour,
         policy_changes_are_compare_and_set_and_every_change_is_in_the_history,
         recent_interactions_come_newest_first_since_the_given_time_up_to_the_limit,
         every_recorded_decision_can_be_found_by_its_id_and_unknown_ids_are_none,
