@@ -81,6 +81,9 @@ pub struct DecisionService {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     store_deadline: StdDuration,
+    /// Where the models live (`GET /v1/models`, activation); `None` when
+    /// the service runs on the bundled models.
+    models_dir: std::sync::RwLock<Option<std::path::PathBuf>>,
 }
 
 /// Longest a store call may take before the decision fails closed.
@@ -99,7 +102,41 @@ impl DecisionService {
             store,
             clock,
             store_deadline: DEFAULT_STORE_DEADLINE,
+            models_dir: std::sync::RwLock::new(None),
         }
+    }
+
+    /// Names the models directory the models API lists and activates from.
+    pub fn with_models_dir(self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.set_models_dir(dir);
+        self
+    }
+
+    /// As [`Self::with_models_dir`], on a shared service.
+    pub fn set_models_dir(&self, dir: impl Into<std::path::PathBuf>) {
+        *self
+            .models_dir
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(dir.into());
+    }
+
+    pub fn models_dir(&self) -> Option<std::path::PathBuf> {
+        self.models_dir
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Replaces the active models atomically; in-flight decisions keep the
+    /// models they started with.
+    pub fn set_models(&self, models: Models) {
+        self.models.store(Arc::new(models));
+    }
+
+    /// Replaces the active models with `f(current)` atomically (a
+    /// concurrent swap of another task's model is not lost).
+    pub fn update_models(&self, f: impl Fn(&Models) -> Models) {
+        self.models.rcu(|m| Arc::new(f(m)));
     }
 
     pub fn with_store_deadline(mut self, deadline: StdDuration) -> Self {

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
 
+pub mod outcome;
 pub mod sentiment;
 pub mod simulate;
 
@@ -58,6 +59,8 @@ pub enum Command {
 pub enum TrainWhat {
     /// The text sentiment model, on the VADER ground truth.
     Sentiment(sentiment::TrainArgs),
+    /// The outcome model P(good | context, action), on simulated or given logs.
+    Outcome(outcome::TrainArgs),
 }
 
 /// What `fairtreat evaluate` evaluates.
@@ -65,6 +68,9 @@ pub enum TrainWhat {
 pub enum EvaluateWhat {
     /// A trained text sentiment model, side by side with VADER.
     Sentiment(sentiment::EvaluateArgs),
+    /// A trained outcome model on held-out simulated logs, with the greedy
+    /// policy check against the simulator's truth.
+    Outcome(outcome::EvaluateArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -167,12 +173,16 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         None => Arc::new(MemoryStore::new()),
     };
     let shared = args.redis_url.is_some();
-    let service = Arc::new(DecisionService::new(
-        policy,
-        models,
-        store.clone(),
-        Arc::new(SystemClock),
-    ));
+    let service = DecisionService::new(policy, models, store.clone(), Arc::new(SystemClock));
+    // The models API lists and activates from the directory the models came from.
+    let service = match &args.models {
+        Some(d) => service.with_models_dir(d),
+        None if Path::new(DEFAULT_MODELS).join("active.toml").exists() => {
+            service.with_models_dir(DEFAULT_MODELS)
+        }
+        None => service,
+    };
+    let service = Arc::new(service);
     let seeded = match service.sync_policy().await {
         Ok(()) => true,
         Err(e) if shared => {
@@ -220,6 +230,12 @@ pub async fn run() -> ExitCode {
         Some(Command::Evaluate {
             what: EvaluateWhat::Sentiment(args),
         }) => sentiment::evaluate(args),
+        Some(Command::Train {
+            what: TrainWhat::Outcome(args),
+        }) => outcome::train(args).await,
+        Some(Command::Evaluate {
+            what: EvaluateWhat::Outcome(args),
+        }) => outcome::evaluate(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

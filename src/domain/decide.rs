@@ -52,6 +52,15 @@ pub struct Candidate<'p> {
     pub cost: f64,
     pub justice_cost: f64,
     pub utility: f64,
+    /// For a gesture: whether the gesture is worth giving at all, judged on
+    /// its entry-level value (`min`) against the same reply without it, with
+    /// the outcome model asked at the policy's reference loyalty
+    /// (`scoring.reference_loyalty`) and the gain valued at this customer's
+    /// (bounded) value. Both only grow with deservingness. Judging worth
+    /// this way, rather than at the full value, is what keeps gestures
+    /// monotone in deservingness: the full value grows with deservingness,
+    /// and so would its cost, until the most deserving no longer "paid off".
+    pub worth: f64,
 }
 
 /// A chosen action with how it was chosen.
@@ -215,6 +224,34 @@ fn candidates<'p>(
                 })
                 .unwrap_or(0.0);
             let utility = p_good * cv - cost - justice_cost;
+            let worth = match (gesture, &spec.gesture) {
+                (Some((kind, _)), Some(g)) => {
+                    let entry =
+                        order.map_or(g.min, |o| g.min.min(p.scoring.max_order_multiple * o));
+                    let reference = OutcomeContext {
+                        loyalty: inp.policy.scoring.reference_loyalty,
+                        ..ctx
+                    };
+                    let p = |gesture| {
+                        let v = inp.outcome.p_good(
+                            &reference,
+                            &OutcomeAction {
+                                intent: spec.intent,
+                                gesture,
+                            },
+                        );
+                        if v.is_finite() {
+                            v.clamp(0.0, 1.0)
+                        } else {
+                            0.0
+                        }
+                    };
+                    let gain = (p(Some((kind, entry))) - p(None)) * cv;
+                    let gap = (entry - inp.window.peer_norm(scores.deservingness, entry)).max(0.0);
+                    gain - entry * g.cost_ratio - inp.policy.fairness.justice_weight * vis * gap
+                }
+                _ => 0.0,
+            };
             Some(Candidate {
                 spec,
                 gesture,
@@ -222,6 +259,7 @@ fn candidates<'p>(
                 cost,
                 justice_cost,
                 utility,
+                worth,
             })
         })
         .collect()
@@ -236,21 +274,16 @@ fn by_utility(a: &Candidate, b: &Candidate) -> Ordering {
 }
 
 /// The gesture a valued view calls for: among the gestures worth giving
-/// (utility at least that of the best answer without one), the most
-/// generous; ties go to the higher utility.
+/// (see [`Candidate::worth`]), the most generous; ties go to the higher
+/// utility.
 ///
 /// Choosing by value, not by utility alone, keeps gestures monotone in
 /// deservingness: a customer who deserves more is never moved to a smaller
 /// gesture because a cheaper one became marginally more profitable.
 pub fn gesture_choice(cands: &[Candidate]) -> Option<(GestureKind, f64)> {
-    let floor = cands
-        .iter()
-        .filter(|c| c.gesture.is_none())
-        .map(|c| c.utility)
-        .fold(f64::NEG_INFINITY, f64::max);
     cands
         .iter()
-        .filter(|c| c.gesture.is_some() && c.utility >= floor)
+        .filter(|c| c.gesture.is_some() && c.worth >= 0.0)
         .max_by(|a, b| {
             let value = |c: &Candidate| c.gesture.map(|g| g.1).unwrap_or(0.0);
             value(a)
@@ -813,7 +846,10 @@ mod tests {
 
     #[test]
     fn when_visibility_alone_would_withhold_the_gesture_consistency_restores_it_and_says_so() {
-        let p = Policy::bundled();
+        // A marketer who weighs visible inequity heavily: the public view
+        // then finds no gesture worth its justice cost, the private one does.
+        let mut p = Policy::bundled();
+        p.fairness.justice_weight = 10.0;
         let i = complaint();
         // Peers in this band got nothing: a visible gesture now sits far above
         // the norm, which the public view prices in and the canonical view

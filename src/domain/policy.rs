@@ -119,6 +119,10 @@ pub struct Scoring {
     /// Gestures never exceed this multiple of the order value (Haesevoets et
     /// al., 2017: over-compensation beyond ~150 % buys nothing).
     pub max_order_multiple: f64,
+    /// Loyalty in [0, 1] at which the outcome model is asked whether a
+    /// gesture is worth giving. The gain is then valued at the customer's own
+    /// value, so worth only grows with deservingness (see `decide`).
+    pub reference_loyalty: f64,
 }
 
 impl Default for Scoring {
@@ -130,6 +134,7 @@ impl Default for Scoring {
             private_visibility: 0.1,
             full_visibility_audience: 100_000,
             max_order_multiple: 1.5,
+            reference_loyalty: 0.5,
         }
     }
 }
@@ -340,6 +345,7 @@ impl Policy {
         e.finite_non_negative("scoring.lifetime_value_share", s.lifetime_value_share);
         e.finite_non_negative("scoring.max_customer_value", s.max_customer_value);
         e.unit("scoring.private_visibility", s.private_visibility);
+        e.unit("scoring.reference_loyalty", s.reference_loyalty);
         e.check(
             s.full_visibility_audience >= 1,
             "scoring.full_visibility_audience",

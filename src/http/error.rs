@@ -71,6 +71,8 @@ pub enum ApiError {
     CredentialsInQuery,
     #[error("the credentials do not allow this")]
     Forbidden,
+    #[error("the model cannot be activated: {0}")]
+    ModelRefused(String),
     #[error("service unavailable: {0}")]
     Unavailable(String),
     #[error("internal error: {0}")]
@@ -118,6 +120,11 @@ impl ApiError {
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", None),
             ApiError::CredentialsInQuery => (StatusCode::BAD_REQUEST, "credentials_in_query", None),
             ApiError::Forbidden => (StatusCode::FORBIDDEN, "forbidden", None),
+            ApiError::ModelRefused(_) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "model_refused",
+                Some("version"),
+            ),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", None),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", None),
         }

@@ -10,6 +10,7 @@ pub mod error;
 pub mod extract;
 pub mod handlers;
 pub mod metrics;
+pub mod models;
 pub mod openapi;
 pub mod policy;
 
@@ -52,10 +53,15 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/dashboard/summary"),
     ("GET", "/"),
     ("GET", "/assets/{file}"),
+    ("GET", "/v1/models"),
+    ("POST", "/v1/models/{version}/activate"),
 ];
 
 /// Routes that need an admin key, with the scope each needs.
-pub const ADMIN_ROUTES: &[(&str, &str, Scope)] = &[("PUT", "/v1/policy", Scope::PolicyWrite)];
+pub const ADMIN_ROUTES: &[(&str, &str, Scope)] = &[
+    ("PUT", "/v1/policy", Scope::PolicyWrite),
+    ("POST", "/v1/models/{version}/activate", Scope::ModelsWrite),
+];
 
 /// Body limit of the what-if preview, which may carry many interactions.
 pub const SIMULATE_BODY_LIMIT: usize = 8 * 1024 * 1024;
@@ -81,6 +87,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::post().to(policy::simulate_policy)),
         )
         .service(resource("/v1/fairness/report").route(web::get().to(policy::report)))
+        .service(resource("/v1/models").route(web::get().to(models::list_models)))
+        .service(
+            resource("/v1/models/{version}/activate").route(web::post().to(models::activate_model)),
+        )
         .service(resource("/v1/dashboard/summary").route(web::get().to(dashboard::summary)))
         .service(resource("/").route(web::get().to(dashboard::index)))
         .service(resource("/assets/{file}").route(web::get().to(dashboard::asset_file)))

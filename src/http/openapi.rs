@@ -6,7 +6,7 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::Modify;
 
-use super::{dashboard, handlers, policy};
+use super::{dashboard, handlers, models, policy};
 
 struct Bearer;
 
@@ -41,6 +41,8 @@ impl Modify for Bearer {
         dashboard::summary,
         dashboard::index,
         dashboard::asset_file,
+        models::list_models,
+        models::activate_model,
     ),
     modifiers(&Bearer)
 )]

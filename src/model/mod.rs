@@ -13,11 +13,12 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::outcome::RulesOutcome;
+use crate::domain::outcome::{OutcomeModel, RulesOutcome};
 use crate::domain::sentiment::{SentimentModel, VaderScorer};
 use crate::service::Models;
 
 pub mod metrics;
+pub mod outcome;
 pub mod sentiment;
 
 /// The feature schema version this build reads.
@@ -116,47 +117,98 @@ pub fn load_trained_sentiment(
     Ok(model)
 }
 
-/// Loads the active models from `dir`.
-pub fn load(dir: &Path) -> Result<Models, ModelError> {
+/// Loads and validates a trained outcome model's `model.json`.
+pub fn load_trained_outcome(
+    dir: &Path,
+    card: &Card,
+) -> Result<outcome::TrainedOutcome, ModelError> {
+    let path = dir.join(&card.version).join("model.json");
+    let model =
+        outcome::TrainedOutcome::from_json(&read(&path)?).map_err(|e| ModelError::Invalid {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+    if model.version() != card.version {
+        return Err(ModelError::Unsupported {
+            version: card.version.clone(),
+            message: format!("its model.json names version {:?}", model.version()),
+        });
+    }
+    Ok(model)
+}
+
+/// One loaded model, by task.
+#[derive(Clone)]
+pub enum Loaded {
+    Sentiment(Arc<dyn SentimentModel>),
+    Outcome(Arc<dyn OutcomeModel>),
+}
+
+impl Loaded {
+    /// `models` with this model in place of the one of its task.
+    pub fn replace_in(&self, models: &Models) -> Models {
+        let mut m = models.clone();
+        match self {
+            Loaded::Sentiment(s) => m.sentiment = s.clone(),
+            Loaded::Outcome(o) => m.outcome = o.clone(),
+        }
+        m
+    }
+}
+
+/// Loads one model by version, whatever its task (its card says which).
+pub fn load_version(dir: &Path, version: &str) -> Result<(Card, Loaded), ModelError> {
+    let card = card(dir, version)?;
+    let unknown = |task: &str| ModelError::Unsupported {
+        version: card.version.clone(),
+        message: format!("unknown {task} model kind {:?}", card.kind),
+    };
+    let loaded = match (card.task.as_str(), card.kind.as_str()) {
+        ("sentiment", "vader_lexicon") => Loaded::Sentiment(Arc::new(VaderScorer::bundled())),
+        ("sentiment", sentiment::KIND) => {
+            Loaded::Sentiment(Arc::new(load_trained_sentiment(dir, &card)?))
+        }
+        ("sentiment", _) => return Err(unknown("sentiment")),
+        ("outcome", "rules") => Loaded::Outcome(Arc::new(RulesOutcome)),
+        ("outcome", outcome::KIND) => Loaded::Outcome(Arc::new(load_trained_outcome(dir, &card)?)),
+        ("outcome", _) => return Err(unknown("outcome")),
+        (task, _) => {
+            return Err(ModelError::Unsupported {
+                version: card.version.clone(),
+                message: format!("unknown task {task:?}"),
+            })
+        }
+    };
+    Ok((card, loaded))
+}
+
+/// Reads `dir/active.toml`.
+pub fn active(dir: &Path) -> Result<Active, ModelError> {
     let path = dir.join("active.toml");
-    let active: Active = toml::from_str(&read(&path)?).map_err(|e| ModelError::Invalid {
+    toml::from_str(&read(&path)?).map_err(|e| ModelError::Invalid {
         path,
         message: e.to_string(),
-    })?;
-    let sentiment_card = card(dir, &active.sentiment)?;
-    let outcome_card = card(dir, &active.outcome)?;
-    let expect = |card: &Card, task: &str| {
-        if card.task == task {
-            Ok(())
-        } else {
-            Err(ModelError::Unsupported {
+    })
+}
+
+/// Loads the active models from `dir`.
+pub fn load(dir: &Path) -> Result<Models, ModelError> {
+    let active = active(dir)?;
+    let mut models = Models::bundled();
+    for (task, version) in [
+        ("sentiment", &active.sentiment),
+        ("outcome", &active.outcome),
+    ] {
+        let (card, loaded) = load_version(dir, version)?;
+        if card.task != task {
+            return Err(ModelError::Unsupported {
                 version: card.version.clone(),
                 message: format!("is a {} model, not a {task} model", card.task),
-            })
+            });
         }
-    };
-    expect(&sentiment_card, "sentiment")?;
-    expect(&outcome_card, "outcome")?;
-    let sentiment: Arc<dyn SentimentModel> = match sentiment_card.kind.as_str() {
-        "vader_lexicon" => Arc::new(VaderScorer::bundled()),
-        sentiment::KIND => Arc::new(load_trained_sentiment(dir, &sentiment_card)?),
-        other => {
-            return Err(ModelError::Unsupported {
-                version: sentiment_card.version,
-                message: format!("unknown sentiment model kind {other:?}"),
-            })
-        }
-    };
-    let outcome = match outcome_card.kind.as_str() {
-        "rules" => Arc::new(RulesOutcome),
-        other => {
-            return Err(ModelError::Unsupported {
-                version: outcome_card.version,
-                message: format!("unknown outcome model kind {other:?}"),
-            })
-        }
-    };
-    Ok(Models { sentiment, outcome })
+        models = loaded.replace_in(&models);
+    }
+    Ok(models)
 }
 
 #[cfg(test)]
@@ -171,7 +223,7 @@ mod tests {
         let active: Active =
             toml::from_str(&std::fs::read_to_string(dir.join("active.toml")).unwrap()).unwrap();
         assert_eq!(m.sentiment.version(), active.sentiment);
-        assert_eq!(m.outcome.version(), Models::bundled().outcome.version());
+        assert_eq!(m.outcome.version(), active.outcome);
     }
 
     /// A temporary models directory whose active sentiment model is

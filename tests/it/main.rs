@@ -10,6 +10,7 @@ mod fairlearn_reference;
 mod helpers;
 mod obp_reference;
 mod openapi;
+mod outcome_model;
 mod parity;
 mod policy_api;
 mod properties;
