@@ -551,8 +551,13 @@ pub fn plan(inp: &Inputs) -> Plan {
             i.kind, scores.sentiment, scores.severity, scores.deservingness
         ));
         reasons.push(format!(
-            "{} has the highest expected value: a {:.0}% chance of a good outcome.",
+            "{} is the best answer{}: a {:.0}% chance of a good outcome.",
             primary.action,
+            if primary.gesture.is_some() {
+                " carrying the gesture this case is due"
+            } else {
+                ""
+            },
             100.0
                 * cands
                     .iter()
