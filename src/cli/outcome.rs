@@ -113,21 +113,34 @@ pub struct EvaluateArgs {
     pub json: bool,
 }
 
-fn spinner(msg: &str) -> ProgressBar {
-    let pb = ProgressBar::new_spinner();
+/// A progress bar over the named stages of a run (collecting logs, training,
+/// evaluating), advanced by [`next_stage`].
+fn stages(total: u64, first: &str) -> ProgressBar {
+    let pb = ProgressBar::new(total);
     pb.set_style(
-        ProgressStyle::with_template("{spinner} {msg} {elapsed_precise}")
-            .expect("a valid template"),
+        ProgressStyle::with_template("{msg:>28} [{bar:24}] {pos}/{len} stages {elapsed_precise}")
+            .expect("a valid template")
+            .progress_chars("=> "),
     );
-    pb.set_message(msg.to_owned());
+    pb.set_message(first.to_owned());
     pb.enable_steady_tick(std::time::Duration::from_millis(120));
     pb
+}
+
+fn next_stage(pb: &ProgressBar, msg: &str) {
+    pb.inc(1);
+    pb.set_message(msg.to_owned());
 }
 
 /// The models the logging policy decides with: the directory's sentiment
 /// model, the bundled rules prior as outcome model.
 fn logging_models(dir: &Path) -> anyhow::Result<Models> {
-    let loaded = crate::model::load(dir)?;
+    // Training into a fresh directory: log with the default models instead.
+    let loaded = if dir.join("active.toml").exists() {
+        crate::model::load(dir)?
+    } else {
+        crate::cli::load_models(None)?
+    };
     Ok(Models {
         sentiment: loaded.sentiment,
         outcome: std::sync::Arc::new(RulesOutcome),
@@ -305,7 +318,7 @@ pub async fn train(args: TrainArgs) -> anyhow::Result<()> {
     let policy = crate::cli::load_policy(args.policy.as_deref())?;
     let models = logging_models(&args.out)?;
 
-    let pb = spinner("collecting logs");
+    let pb = stages(3, "collecting logs");
     let (logs, data) = match &args.logs {
         Some(path) => {
             let logs = read_logs(path)?;
@@ -332,7 +345,7 @@ pub async fn train(args: TrainArgs) -> anyhow::Result<()> {
             (logs, data)
         }
     };
-    pb.set_message("training");
+    next_stage(&pb, "training");
     let rows = rows_from_logs(&models, &logs)?;
     let hp = HyperParameters {
         alpha: args.alpha,
@@ -340,7 +353,7 @@ pub async fn train(args: TrainArgs) -> anyhow::Result<()> {
         ..HyperParameters::default()
     };
     let model = outcome::train(&rows, &args.version, &hp)?;
-    pb.set_message("evaluating on held-out logs");
+    next_stage(&pb, "evaluating on held-out logs");
     let (heldout, interactions) =
         simulated_logs(&policy, &models, args.eval_n, args.eval_seed, args.epsilon).await?;
     let rep = report(
@@ -351,6 +364,7 @@ pub async fn train(args: TrainArgs) -> anyhow::Result<()> {
         &heldout,
         &interactions,
     )?;
+    pb.inc(1);
     pb.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
 
@@ -471,10 +485,10 @@ pub async fn evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
     };
     let policy = crate::cli::load_policy(args.policy.as_deref())?;
     let models = logging_models(&args.models)?;
-    let pb = spinner("simulating held-out logs");
+    let pb = stages(2, "simulating held-out logs");
     let (logs, interactions) =
         simulated_logs(&policy, &models, args.n, args.seed, args.epsilon).await?;
-    pb.set_message("evaluating");
+    next_stage(&pb, "evaluating");
     let rep = report(
         &version,
         model.as_ref(),
@@ -491,6 +505,7 @@ pub async fn evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
         &logs,
         &interactions,
     )?;
+    pb.inc(1);
     pb.finish_and_clear();
     if args.json {
         println!(
