@@ -24,6 +24,26 @@ pub mod sentiment;
 /// The feature schema version this build reads.
 pub const SCHEMA: u32 = 1;
 
+/// Checks an artefact's header against what this build reads: the artefact
+/// format, the model kind and the feature schema, each as (found, expected).
+pub fn check_header(format: (u32, u32), kind: (&str, &str), schema: u32) -> Result<(), String> {
+    if format.0 != format.1 {
+        return Err(format!(
+            "format {} (this build reads {})",
+            format.0, format.1
+        ));
+    }
+    if kind.0 != kind.1 {
+        return Err(format!("kind {:?} (expected {:?})", kind.0, kind.1));
+    }
+    if schema != SCHEMA {
+        return Err(format!(
+            "feature schema {schema} does not match this build's schema {SCHEMA}"
+        ));
+    }
+    Ok(())
+}
+
 /// `models/active.toml`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]

@@ -333,18 +333,8 @@ impl TrainedOutcome {
         let de = &mut serde_json::Deserializer::from_str(json);
         let a: Artefact = serde_path_to_error::deserialize(de)
             .map_err(|e| OutcomeError::Artefact(e.to_string()))?;
-        if a.format != FORMAT {
-            return bad(format!("format {} (this build reads {FORMAT})", a.format));
-        }
-        if a.kind != KIND {
-            return bad(format!("kind {:?} (expected {KIND:?})", a.kind));
-        }
-        if a.schema != crate::model::SCHEMA {
-            return bad(format!(
-                "feature schema {} does not match this build's schema {}",
-                a.schema,
-                crate::model::SCHEMA
-            ));
+        if let Err(m) = crate::model::check_header((a.format, FORMAT), (&a.kind, KIND), a.schema) {
+            return bad(m);
         }
         if a.features.len() != FEATURES.len()
             || a.features.iter().zip(FEATURES).any(|(a, b)| a != b)

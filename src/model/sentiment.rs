@@ -1411,18 +1411,8 @@ impl TrainedSentiment {
         let de = &mut serde_json::Deserializer::from_str(json);
         let a: Artefact = serde_path_to_error::deserialize(de)
             .map_err(|e| SentimentError::Artefact(e.to_string()))?;
-        if a.format != FORMAT {
-            return bad(format!("format {} (this build reads {FORMAT})", a.format));
-        }
-        if a.kind != KIND {
-            return bad(format!("kind {:?} (expected {KIND:?})", a.kind));
-        }
-        if a.schema != crate::model::SCHEMA {
-            return bad(format!(
-                "feature schema {} does not match this build's schema {}",
-                a.schema,
-                crate::model::SCHEMA
-            ));
+        if let Err(m) = crate::model::check_header((a.format, FORMAT), (&a.kind, KIND), a.schema) {
+            return bad(m);
         }
         let hp = a.hyper_parameters;
         hp.check()
