@@ -16,6 +16,8 @@ use time::macros::datetime;
 pub const ADMIN_KEY: &str = "test-admin-key-0123456789";
 /// A key whose scopes do not include `policy:write`.
 pub const ANALYST_KEY: &str = "test-analyst-key-9876543210";
+/// A key whose scopes do not include `models:write`.
+pub const MARKETER_KEY: &str = "test-marketer-key-5555555555";
 
 pub struct TestApp {
     pub addr: SocketAddr,
@@ -47,11 +49,9 @@ impl TestApp {
         let svc = service.clone();
         std::thread::spawn(move || {
             actix_web::rt::System::new().block_on(async move {
-                let admin = AdminKeys::single(ADMIN_KEY).with_key(
-                    "analyst",
-                    ANALYST_KEY,
-                    &[Scope::ModelsWrite],
-                );
+                let admin = AdminKeys::single(ADMIN_KEY)
+                    .with_key("analyst", ANALYST_KEY, &[Scope::ModelsWrite])
+                    .with_key("marketer", MARKETER_KEY, &[Scope::PolicyWrite]);
                 let (server, addr) =
                     fairtreat::http::start_with(svc, admin, "127.0.0.1:0", Some(2))
                         .expect("bind port 0");

@@ -12,7 +12,7 @@ use fairtreat::model::{load, load_version, Loaded};
 use fairtreat::sim::world::generate;
 use serde_json::json;
 
-use crate::helpers::{interaction_for, TestApp, ADMIN_KEY, ANALYST_KEY};
+use crate::helpers::{interaction_for, TestApp, ADMIN_KEY, ANALYST_KEY, MARKETER_KEY};
 
 const VERSION: &str = "outcome-logreg-1";
 
@@ -70,6 +70,12 @@ async fn the_models_api_lists_and_activates_models() {
         .call("POST", &path, Some("wrong-key-000000000000"), None)
         .await;
     assert_eq!(status, 401);
+    let (status, body) = app.call("POST", &path, Some(MARKETER_KEY), None).await;
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (403, json!("forbidden")),
+        "a key without models:write"
+    );
     let (status, body) = app
         .call(
             "POST",
