@@ -117,24 +117,36 @@ pub fn card(dir: &Path, version: &str) -> Result<Card, ModelError> {
     Ok(card)
 }
 
+/// Loads a trained model's `model.json` with `parse` (which validates the
+/// artefact) and checks it names the card's version.
+fn load_artefact<M, E: std::fmt::Display>(
+    dir: &Path,
+    card: &Card,
+    parse: impl Fn(&str) -> Result<M, E>,
+    version: impl Fn(&M) -> &str,
+) -> Result<M, ModelError> {
+    let path = dir.join(&card.version).join("model.json");
+    let model = parse(&read(&path)?).map_err(|e| ModelError::Invalid {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
+    if version(&model) != card.version {
+        return Err(ModelError::Unsupported {
+            version: card.version.clone(),
+            message: format!("its model.json names version {:?}", version(&model)),
+        });
+    }
+    Ok(model)
+}
+
 /// Loads and validates a trained sentiment model's `model.json`.
 pub fn load_trained_sentiment(
     dir: &Path,
     card: &Card,
 ) -> Result<sentiment::TrainedSentiment, ModelError> {
-    let path = dir.join(&card.version).join("model.json");
-    let model =
-        sentiment::TrainedSentiment::from_json(&read(&path)?).map_err(|e| ModelError::Invalid {
-            path: path.clone(),
-            message: e.to_string(),
-        })?;
-    if model.version() != card.version {
-        return Err(ModelError::Unsupported {
-            version: card.version.clone(),
-            message: format!("its model.json names version {:?}", model.version()),
-        });
-    }
-    Ok(model)
+    load_artefact(dir, card, sentiment::TrainedSentiment::from_json, |m| {
+        m.version()
+    })
 }
 
 /// Loads and validates a trained outcome model's `model.json`.
@@ -142,19 +154,9 @@ pub fn load_trained_outcome(
     dir: &Path,
     card: &Card,
 ) -> Result<outcome::TrainedOutcome, ModelError> {
-    let path = dir.join(&card.version).join("model.json");
-    let model =
-        outcome::TrainedOutcome::from_json(&read(&path)?).map_err(|e| ModelError::Invalid {
-            path: path.clone(),
-            message: e.to_string(),
-        })?;
-    if model.version() != card.version {
-        return Err(ModelError::Unsupported {
-            version: card.version.clone(),
-            message: format!("its model.json names version {:?}", model.version()),
-        });
-    }
-    Ok(model)
+    load_artefact(dir, card, outcome::TrainedOutcome::from_json, |m| {
+        m.version()
+    })
 }
 
 /// One loaded model, by task.
