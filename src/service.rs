@@ -347,6 +347,7 @@ impl DecisionService {
             granted: plan.render(&policy, &stamp, None),
             refused_by_cap: plan.render(&policy, &stamp, Some(Refusal::PerCustomerCap)),
             refused_by_budget: plan.render(&policy, &stamp, Some(Refusal::Budget)),
+            shadow: None,
         };
         let decided = |decision: Decision, replayed: bool| {
             let choice = plan.choice_of(&decision);

@@ -6,6 +6,7 @@
 pub mod decide;
 pub mod decision;
 pub mod fairness;
+pub mod feedback;
 pub mod interaction;
 pub mod outcome;
 pub mod policy;

@@ -18,7 +18,10 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::domain::decision::Decision;
+use serde::{Deserialize, Serialize};
+
+use crate::domain::decision::{Decision, Gesture};
+use crate::domain::feedback::Feedback;
 use crate::domain::interaction::InteractionInput;
 use crate::domain::policy::{Caps, Policy, PolicyChange};
 use crate::domain::validation::{CustomerId, InteractionId};
@@ -62,6 +65,43 @@ pub struct Commit {
     pub refused_by_cap: Decision,
     /// The answer when the daily budget refuses the gesture.
     pub refused_by_budget: Decision,
+    /// What the shadow model would have done, if one is attached: logged
+    /// beside the decision, never part of what the client receives.
+    pub shadow: Option<ShadowChoice>,
+}
+
+/// One action's probability under a policy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActionProbability {
+    pub action: String,
+    pub probability: f64,
+}
+
+/// What a shadow model would have chosen for an interaction, logged beside
+/// the active model's decision so it can be evaluated off-policy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShadowChoice {
+    pub model_version: String,
+    pub action: String,
+    pub gesture: Option<Gesture>,
+    /// Probability with which the shadow policy chooses `action`.
+    pub propensity: f64,
+    /// The shadow policy's probability of every action it could take (the
+    /// others have probability 0), so an off-policy estimate can weigh the
+    /// action that was actually logged.
+    pub probabilities: Vec<ActionProbability>,
+}
+
+/// A recorded decision as the decision log keeps it: the request, the
+/// answer, the shadow's choice and, once reported, the outcome.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoggedDecision {
+    pub input: InteractionInput,
+    pub decision: Decision,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<ShadowChoice>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feedback: Option<Feedback>,
 }
 
 /// What a commit did.
@@ -74,6 +114,19 @@ pub enum CommitOutcome {
     Replayed(Decision),
     /// The interaction id was used before with a different body.
     Mismatch,
+}
+
+/// What recording feedback did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FeedbackOutcome {
+    /// First report for this decision: recorded.
+    Recorded,
+    /// The same report was recorded before: nothing changed.
+    Replayed,
+    /// Another report was recorded before for this decision (kept, unchanged).
+    Conflict(Feedback),
+    /// No decision with this id is known (never made, or expired).
+    UnknownDecision,
 }
 
 /// Today's spend against the budget.
@@ -149,6 +202,29 @@ pub trait Store: Send + Sync {
 
     /// Today's spend.
     async fn spend(&self, now: OffsetDateTime) -> Result<Spend, StoreError>;
+
+    /// Records the outcome of a decision, once: a retry with the same report
+    /// is [`FeedbackOutcome::Replayed`], a different report for a decision
+    /// that already has one is [`FeedbackOutcome::Conflict`].
+    async fn record_feedback(&self, feedback: &Feedback) -> Result<FeedbackOutcome, StoreError> {
+        let _ = feedback;
+        Err(StoreError::Unavailable(
+            "feedback is not implemented by this store".into(),
+        ))
+    }
+
+    /// The decision log from `since` (oldest first), at most `limit` entries,
+    /// each joined with its feedback if any arrived.
+    async fn logged_decisions(
+        &self,
+        since: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<LoggedDecision>, StoreError> {
+        let _ = (since, limit);
+        Err(StoreError::Unavailable(
+            "the decision log is not implemented by this store".into(),
+        ))
+    }
 
     /// Whether the store is usable right now (for `/readyz`).
     async fn ping(&self) -> Result<(), StoreError>;

@@ -174,6 +174,7 @@ impl Op {
             granted,
             refused_by_cap: cap,
             refused_by_budget: budget,
+            shadow: None,
         }
     }
 }
