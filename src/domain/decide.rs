@@ -69,6 +69,10 @@ pub struct Choice {
     pub action: String,
     pub gesture: Option<(GestureKind, f64)>,
     pub propensity: f64,
+    /// The policy's probability of every action it could have taken here
+    /// (action id, probability; absent actions have probability 0). The
+    /// chosen action's entry equals `propensity`.
+    pub probabilities: Vec<(String, f64)>,
     pub explored: bool,
     pub utility: f64,
     /// The justice cost inside `utility` (visible inequity, currency units).
@@ -311,15 +315,21 @@ fn explore(pool: &[&Candidate], epsilon: f64, draws: (f64, f64)) -> Choice {
         (best, false)
     };
     let eps = if k > 1 { epsilon } else { 0.0 };
-    let propensity = if std::ptr::eq(pick, best) {
-        (1.0 - eps) + eps / k as f64
-    } else {
-        eps / k as f64
+    let probability = |c: &Candidate| {
+        if std::ptr::eq(c, best) {
+            (1.0 - eps) + eps / k as f64
+        } else {
+            eps / k as f64
+        }
     };
     Choice {
         action: pick.spec.id.clone(),
         gesture: pick.gesture,
-        propensity,
+        propensity: probability(pick),
+        probabilities: pool
+            .iter()
+            .map(|c| (c.spec.id.clone(), probability(c)))
+            .collect(),
         explored,
         utility: pick.utility,
         justice_cost: pick.justice_cost,
@@ -965,6 +975,13 @@ mod tests {
         assert_eq!(seen.len(), pool, "{seen:?}");
         assert!((total - 1.0).abs() < 1e-12, "{seen:?}");
         assert_eq!(greedy.primary.propensity, seen[&greedy.primary.action]);
+        // The published distribution is the one the draws realise.
+        let published: std::collections::HashMap<_, _> =
+            greedy.primary.probabilities.iter().cloned().collect();
+        assert_eq!(published.len(), pool);
+        for (action, prop) in &seen {
+            assert_eq!(published[action], *prop, "{action}");
+        }
     }
 
     #[test]
