@@ -34,3 +34,8 @@ if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
 fi
 
 cargo test --all-targets --no-fail-fast "$@"
+
+# The service against its own OpenAPI document (TESTPLAN §4.6): every
+# operation, every schemathesis check, 200 examples each; about 2–3 minutes.
+# It installs a pinned schemathesis in a venv when missing.
+scripts/schemathesis.sh

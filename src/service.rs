@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -22,7 +22,10 @@ use crate::domain::policy::{diff, Policy, PolicyChange};
 use crate::domain::sentiment::{SentimentModel, VaderScorer};
 use crate::domain::validation::ValidationError;
 use crate::domain::window::{cells_for, WindowStats};
-use crate::store::{body_hash, Commit, CommitOutcome, GrantRequest, Store, StoreError};
+use crate::model::shadow::Shadow;
+use crate::store::{
+    body_hash, BodyHash, Commit, CommitOutcome, GrantRequest, ShadowChoice, Store, StoreError,
+};
 
 /// The models a decision uses, loaded together and versioned together.
 #[derive(Clone)]
@@ -72,6 +75,8 @@ pub struct Decided {
     /// valued by this request's plan.
     pub utility: f64,
     pub justice_cost: f64,
+    /// What the decision explored at random, if anything (metrics, logs).
+    pub exploration: Option<decide::ExploredPart>,
 }
 
 /// The decision service.
@@ -84,6 +89,9 @@ pub struct DecisionService {
     /// Where the models live (`GET /v1/models`, activation); `None` when
     /// the service runs on the bundled models.
     models_dir: std::sync::RwLock<Option<std::path::PathBuf>>,
+    /// A second model set scoring every interaction beside the active one
+    /// (logged, never served); see `model::shadow`.
+    shadow: ArcSwapOption<Shadow>,
 }
 
 /// Longest a store call may take before the decision fails closed.
@@ -103,7 +111,45 @@ impl DecisionService {
             clock,
             store_deadline: DEFAULT_STORE_DEADLINE,
             models_dir: std::sync::RwLock::new(None),
+            shadow: ArcSwapOption::empty(),
         }
+    }
+
+    /// Attaches `shadow` (replacing any other): from now on every decision
+    /// also logs what it would have done.
+    pub fn attach_shadow(&self, shadow: Shadow) {
+        self.shadow.store(Some(Arc::new(shadow)));
+    }
+
+    /// Detaches the shadow, returning it if one was attached.
+    pub fn detach_shadow(&self) -> Option<Arc<Shadow>> {
+        self.shadow.swap(None)
+    }
+
+    pub fn shadow(&self) -> Option<Arc<Shadow>> {
+        self.shadow.load_full()
+    }
+
+    /// What the attached shadow (if any) would have chosen with the same
+    /// inputs as the decision: same policy, window snapshot and draws. Its
+    /// plan is logged beside the decision and never served.
+    fn shadow_choice(
+        &self,
+        interaction: &Interaction,
+        policy: &Policy,
+        window: &WindowStats,
+        hash: &BodyHash,
+    ) -> Option<ShadowChoice> {
+        let shadow = self.shadow.load_full()?;
+        let plan = decide::plan(&Inputs {
+            interaction,
+            policy,
+            sentiment: shadow.models.sentiment.as_ref(),
+            outcome: shadow.models.outcome.as_ref(),
+            window,
+            draws: draws(hash),
+        });
+        Some(shadow.choice(&plan))
     }
 
     /// Names the models directory the models API lists and activates from.
@@ -326,9 +372,22 @@ impl DecisionService {
             caps: policy.caps.clone(),
             daily_budget: policy.budget.daily,
         });
+        let shadow = self.shadow_choice(&interaction, &policy, &stats, &hash);
         // What-if replays need a time for every interaction.
         let mut recorded = input.clone();
         recorded.occurred_at.get_or_insert(now);
+        // Without a gesture there is nothing to refuse: every answer is the
+        // granted one (rendering a refusal would give the same decision), so
+        // render once.
+        let granted = plan.render(&policy, &stamp, None);
+        let (refused_by_cap, refused_by_budget) = if grant.is_some() {
+            (
+                plan.render(&policy, &stamp, Some(Refusal::PerCustomerCap)),
+                plan.render(&policy, &stamp, Some(Refusal::Budget)),
+            )
+        } else {
+            (granted.clone(), granted.clone())
+        };
         let commit = Commit {
             interaction_id: interaction.id.clone(),
             customer_id: interaction.customer.id.clone(),
@@ -344,16 +403,17 @@ impl DecisionService {
             window_hours: hours,
             input: recorded,
             grant,
-            granted: plan.render(&policy, &stamp, None),
-            refused_by_cap: plan.render(&policy, &stamp, Some(Refusal::PerCustomerCap)),
-            refused_by_budget: plan.render(&policy, &stamp, Some(Refusal::Budget)),
-            shadow: None,
+            refused_by_cap,
+            refused_by_budget,
+            granted,
+            shadow,
         };
         let decided = |decision: Decision, replayed: bool| {
             let choice = plan.choice_of(&decision);
             Decided {
                 utility: choice.utility,
                 justice_cost: choice.justice_cost,
+                exploration: choice.exploration(),
                 decision,
                 replayed,
             }
@@ -375,6 +435,17 @@ impl DecisionService {
                 ))
             }
         }
+    }
+
+    /// Records the outcome of a decision. `feedback` was validated at the
+    /// edge and stamped with [`Self::clock`]. Unlike a decision, nothing
+    /// fails open here: a store that cannot answer is an error (the CRM
+    /// retries; a retry is idempotent).
+    pub async fn record_feedback(
+        &self,
+        feedback: &crate::domain::feedback::Feedback,
+    ) -> Result<crate::store::FeedbackOutcome, ServiceError> {
+        Ok(self.store.record_feedback(feedback).await?)
     }
 }
 
@@ -418,7 +489,7 @@ pub async fn follow_shared_policy(service: Arc<DecisionService>, seeded: bool, e
 
 /// Two uniform draws in [0, 1) derived from the request hash: exploration is
 /// random across interactions but reproducible for one interaction.
-fn draws(hash: &[u8; 32]) -> (f64, f64) {
+pub fn draws(hash: &[u8; 32]) -> (f64, f64) {
     let h = Sha256::digest(hash);
     let a = u64::from_le_bytes(h[0..8].try_into().expect("8 bytes"));
     let b = u64::from_le_bytes(h[8..16].try_into().expect("8 bytes"));

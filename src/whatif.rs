@@ -73,19 +73,21 @@ pub struct WhatIf {
     pub changed_gestures: usize,
 }
 
-fn parity_of(report: &FairnessReport) -> ParityFigures {
-    ParityFigures {
-        attribute: report.attribute.clone(),
-        overall: report.overall.parity_ratio,
-        bands: report
-            .bands
-            .iter()
-            .map(|b| BandParity {
-                band: b.band,
-                parity_ratio: b.parity_ratio,
-                enforced: b.enforced,
-            })
-            .collect(),
+impl From<&FairnessReport> for ParityFigures {
+    fn from(report: &FairnessReport) -> Self {
+        ParityFigures {
+            attribute: report.attribute.clone(),
+            overall: report.overall.parity_ratio,
+            bands: report
+                .bands
+                .iter()
+                .map(|b| BandParity {
+                    band: b.band,
+                    parity_ratio: b.parity_ratio,
+                    enforced: b.enforced,
+                })
+                .collect(),
+        }
     }
 }
 
@@ -186,7 +188,7 @@ async fn replay(
         .fairness
         .group_attributes
         .iter()
-        .map(|a| parity_of(&fairness_report(policy, &stats, a)))
+        .map(|a| ParityFigures::from(&fairness_report(policy, &stats, a)))
         .collect();
     let figures = ScenarioFigures {
         policy_version: policy.version,

@@ -9,6 +9,8 @@ use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
 
+pub mod evaluate_policy;
+pub mod export;
 pub mod outcome;
 pub mod sentiment;
 pub mod simulate;
@@ -16,6 +18,7 @@ pub mod simulate;
 use crate::clock::SystemClock;
 use crate::domain::policy::Policy;
 use crate::service::{DecisionService, Models};
+use crate::store::journal::{FsyncPolicy, JournalConfig, DEFAULT_RETENTION_DAYS};
 use crate::store::memory::MemoryStore;
 use crate::store::redis::{RedisConfig, RedisStore, RedisUrl};
 use crate::store::Store;
@@ -24,6 +27,9 @@ use crate::store::Store;
 pub const DEFAULT_POLICY: &str = "config/policy.toml";
 /// Default models directory, relative to the working directory.
 pub const DEFAULT_MODELS: &str = "models";
+/// Default data directory of the embedded store (its journal), relative to
+/// the working directory; created on demand.
+pub const DEFAULT_DATA_DIR: &str = "var";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -47,6 +53,8 @@ pub enum Command {
         #[command(subcommand)]
         what: TrainWhat,
     },
+    /// Write the decision log joined with feedback, as JSONL or CSV.
+    Export(export::ExportArgs),
     /// Evaluate a trained model on its held-out test rows.
     Evaluate {
         #[command(subcommand)]
@@ -71,6 +79,10 @@ pub enum EvaluateWhat {
     /// A trained outcome model on held-out simulated logs, with the greedy
     /// policy check against the simulator's truth.
     Outcome(outcome::EvaluateArgs),
+    /// A candidate policy (policy document and models), off-policy from
+    /// logged decisions: IPS, SNIPS, DM, DR and SNDR with bootstrap intervals,
+    /// next to the logging policy's observed value, and the candidate's parity.
+    Policy(evaluate_policy::EvaluatePolicyArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -86,6 +98,11 @@ pub struct ServeArgs {
     /// binary when that directory does not exist.
     #[arg(long, env = "FAIRTREAT_MODELS")]
     pub models: Option<PathBuf>,
+    /// A model folder (in the models directory) to attach as shadow: it
+    /// scores every interaction beside the active models and its choices are
+    /// logged, never served. Detach or change it over `/v1/models`.
+    #[arg(long, env = "FAIRTREAT_SHADOW_MODEL")]
+    pub shadow_model: Option<String>,
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "FAIRTREAT_WORKERS")]
     pub workers: Option<usize>,
@@ -100,6 +117,20 @@ pub struct ServeArgs {
     /// Customer shards (Redis hash tags). Fixed for the life of the data.
     #[arg(long, env = "FAIRTREAT_REDIS_SHARDS", default_value_t = 16)]
     pub redis_shards: u16,
+    /// Data directory of the embedded store: its decision and feedback
+    /// journal, replayed at start (created on demand; unused with Redis).
+    #[arg(long, env = "FAIRTREAT_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
+    /// Keep the embedded store in memory only: nothing survives a restart.
+    #[arg(long, env = "FAIRTREAT_NO_JOURNAL", value_parser = clap::builder::FalseyValueParser::new())]
+    pub no_journal: bool,
+    /// When journal lines reach the disk: `always` (every line), `interval`
+    /// (at most once per second), `never` (left to the OS).
+    #[arg(long, env = "FAIRTREAT_FSYNC", default_value = "interval")]
+    pub fsync: FsyncPolicy,
+    /// Days of journal segments kept.
+    #[arg(long, env = "FAIRTREAT_JOURNAL_RETENTION_DAYS", default_value_t = DEFAULT_RETENTION_DAYS)]
+    pub journal_retention_days: u32,
 }
 
 impl Default for ServeArgs {
@@ -108,6 +139,7 @@ impl Default for ServeArgs {
             bind: std::env::var("FAIRTREAT_BIND").unwrap_or_else(|_| "127.0.0.1:8080".into()),
             policy: std::env::var_os("FAIRTREAT_POLICY").map(PathBuf::from),
             models: std::env::var_os("FAIRTREAT_MODELS").map(PathBuf::from),
+            shadow_model: std::env::var("FAIRTREAT_SHADOW_MODEL").ok(),
             workers: std::env::var("FAIRTREAT_WORKERS")
                 .ok()
                 .and_then(|w| w.parse().ok()),
@@ -117,6 +149,24 @@ impl Default for ServeArgs {
                 .ok()
                 .and_then(|s| s.parse().ok())
                 .unwrap_or(16),
+            data_dir: std::env::var_os("FAIRTREAT_DATA_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            // As clap reads a flag's variable: set and not a "false" word.
+            no_journal: std::env::var("FAIRTREAT_NO_JOURNAL").is_ok_and(|v| {
+                !matches!(
+                    v.to_ascii_lowercase().as_str(),
+                    "" | "0" | "false" | "no" | "off" | "n" | "f"
+                )
+            }),
+            fsync: std::env::var("FAIRTREAT_FSYNC")
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or_default(),
+            journal_retention_days: std::env::var("FAIRTREAT_JOURNAL_RETENTION_DAYS")
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(DEFAULT_RETENTION_DAYS),
         }
     }
 }
@@ -170,7 +220,15 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             // Lazy: no connection yet, so a replica starts even while Redis is down.
             Arc::new(RedisStore::connect(cfg)?)
         }
-        None => Arc::new(MemoryStore::new()),
+        None if args.no_journal => Arc::new(MemoryStore::new()),
+        None => {
+            let cfg = JournalConfig {
+                dir: args.data_dir.clone(),
+                fsync: args.fsync,
+                retention_days: args.journal_retention_days,
+            };
+            Arc::new(MemoryStore::open(&cfg, time::OffsetDateTime::now_utc())?)
+        }
     };
     let shared = args.redis_url.is_some();
     let service = DecisionService::new(policy, models, store.clone(), Arc::new(SystemClock));
@@ -182,6 +240,18 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
         None => service,
     };
+    if let Some(version) = &args.shadow_model {
+        let dir = service.models_dir().ok_or_else(|| {
+            anyhow::anyhow!(
+                "--shadow-model {version}: there is no models directory to load it from"
+            )
+        })?;
+        let shadow =
+            crate::model::shadow::load(&dir, version, &service.models(), service.clock().now())
+                .map_err(|e| anyhow::anyhow!("--shadow-model {version}: {e}"))?;
+        tracing::info!(%version, model_version = %shadow.model_version(), "shadow model attached");
+        service.attach_shadow(shadow);
+    }
     let service = Arc::new(service);
     let seeded = match service.sync_policy().await {
         Ok(()) => true,
@@ -224,6 +294,7 @@ pub async fn run() -> ExitCode {
         None => serve(ServeArgs::default()).await,
         Some(Command::Serve(args)) => serve(args).await,
         Some(Command::Simulate(args)) => simulate::run(args).await,
+        Some(Command::Export(args)) => export::run(args).await,
         Some(Command::Train {
             what: TrainWhat::Sentiment(args),
         }) => sentiment::train(args),
@@ -236,6 +307,9 @@ pub async fn run() -> ExitCode {
         Some(Command::Evaluate {
             what: EvaluateWhat::Outcome(args),
         }) => outcome::evaluate(args).await,
+        Some(Command::Evaluate {
+            what: EvaluateWhat::Policy(args),
+        }) => evaluate_policy::run(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

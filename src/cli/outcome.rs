@@ -169,17 +169,15 @@ pub async fn simulated_logs(
     Ok((logs, interactions))
 }
 
+/// The records of a JSONL log; a bad line is named (`<file> line <n>: …`).
+/// Only `interaction`, `intent`, `gesture` and `reward` matter here:
+/// exported logs without `p_true`, with propensities below 1 or without a
+/// gesture train the same way.
 fn read_logs(path: &Path) -> anyhow::Result<Vec<LogRecord>> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(k, l)| {
-            serde_json::from_str(l)
-                .map_err(|e| anyhow::anyhow!("{} line {}: {e}", path.display(), k + 1))
-        })
-        .collect()
+    Ok(super::evaluate_policy::read_log_lines(path)?
+        .into_iter()
+        .map(|(_, record)| record)
+        .collect())
 }
 
 fn sha256_file(path: &Path) -> anyhow::Result<String> {

@@ -13,6 +13,12 @@
 //! a different gesture (more visibility raises the justice cost), the
 //! consistency constraint is reported.
 //!
+//! Exploration varies the reply among the actions carrying that gesture. An
+//! opt-in rate (`exploration.gesture_epsilon`) may also move the gesture one
+//! step ([`gesture_steps`]); every branch of the randomisation is settled
+//! with parity, so the published probabilities ([`Choice::probabilities`])
+//! stay exact.
+//!
 //! The result is a [`Plan`]: the decision to record if the gesture can be
 //! granted, and the best answer without a gesture if a per-customer cap or
 //! the daily budget refuses it. The store picks between them atomically.
@@ -73,10 +79,44 @@ pub struct Choice {
     /// (action id, probability; absent actions have probability 0). The
     /// chosen action's entry equals `propensity`.
     pub probabilities: Vec<(String, f64)>,
+    /// Whether the choice departs at random from the best one (the reply,
+    /// the gesture or both).
     pub explored: bool,
+    /// Whether the gesture itself was explored (opt-in
+    /// `exploration.gesture_epsilon`): one step from the consistent gesture.
+    pub gesture_explored: bool,
     pub utility: f64,
     /// The justice cost inside `utility` (visible inequity, currency units).
     pub justice_cost: f64,
+}
+
+/// What an explored decision varied, for metrics and logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExploredPart {
+    Reply,
+    Gesture,
+}
+
+impl ExploredPart {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExploredPart::Reply => "reply",
+            ExploredPart::Gesture => "gesture",
+        }
+    }
+}
+
+impl Choice {
+    /// What this choice explored, if anything.
+    pub fn exploration(&self) -> Option<ExploredPart> {
+        if self.gesture_explored {
+            Some(ExploredPart::Gesture)
+        } else if self.explored {
+            Some(ExploredPart::Reply)
+        } else {
+            None
+        }
+    }
 }
 
 /// The outcome of arbitration, before the store applies caps and budget.
@@ -302,6 +342,42 @@ fn same_gesture(a: Option<(GestureKind, f64)>, b: Option<(GestureKind, f64)>) ->
     a == b
 }
 
+/// The gestures one step from `consistent`, smaller first: the next smaller
+/// and the next larger gesture *value* among the gestures `canon` (the
+/// canonical view, so who is watching cannot change the steps) offers this
+/// case, "no gesture" being the step below the smallest. A value several
+/// kinds share is represented by its best action on that view (`canon` is
+/// sorted best first). Every value already respects the action's bounds and
+/// the order cap ([`gesture_value`]).
+pub fn gesture_steps(
+    canon: &[Candidate],
+    consistent: Option<(GestureKind, f64)>,
+) -> Vec<Option<(GestureKind, f64)>> {
+    let at = consistent.map_or(0.0, |(_, v)| v);
+    let gestures = || canon.iter().filter_map(|c| c.gesture);
+    let first_of = |value: f64| gestures().find(|g| g.1 == value);
+    let below = gestures().map(|g| g.1).filter(|v| *v < at).reduce(f64::max);
+    let above = gestures().map(|g| g.1).filter(|v| *v > at).reduce(f64::min);
+    let mut steps = Vec::with_capacity(2);
+    match below {
+        Some(v) => steps.push(first_of(v)),
+        None if consistent.is_some() => steps.push(None),
+        None => {}
+    }
+    if let Some(v) = above {
+        steps.push(first_of(v));
+    }
+    steps
+}
+
+/// The actions of a view that carry `gesture` (for `None`: no gesture).
+fn carriers<'a, 'p>(
+    cands: &'a [Candidate<'p>],
+    gesture: Option<(GestureKind, f64)>,
+) -> Vec<&'a Candidate<'p>> {
+    cands.iter().filter(|c| c.gesture == gesture).collect()
+}
+
 /// Picks the best of `pool` and, with probability epsilon, another action of
 /// the same pool instead. Every action in `pool` carries the same gesture, so
 /// exploration varies only the reply. Returns the exact propensity.
@@ -331,6 +407,7 @@ fn explore(pool: &[&Candidate], epsilon: f64, draws: (f64, f64)) -> Choice {
             .map(|c| (c.spec.id.clone(), probability(c)))
             .collect(),
         explored,
+        gesture_explored: false,
         utility: pick.utility,
         justice_cost: pick.justice_cost,
     }
@@ -499,25 +576,33 @@ pub fn plan(inp: &Inputs) -> Plan {
         });
     }
     let epsilon = policy.exploration.epsilon;
-    let mut primary = explore(&pool, epsilon, inp.draws);
-
     let no_gesture: Vec<&Candidate> = cands.iter().filter(|c| c.gesture.is_none()).collect();
-    let fallback = if no_gesture.is_empty() {
-        // Validation guarantees a non-gesture answer for every kind and
-        // visibility, so this only happens for a hand-made policy in tests.
-        primary.clone()
+    let verdict = if signal == Signal::Content {
+        parity(policy, inp.window, &i.customer.attributes, scores.severity)
     } else {
-        explore(&no_gesture, epsilon, inp.draws)
+        ParityVerdict::Neutral
     };
-
-    if signal == Signal::Content {
-        match parity(policy, inp.window, &i.customer.attributes, scores.severity) {
+    // Resolves one pool (all carrying one gesture) into the primary and
+    // fallback choices, with parity applied. Parity depends on the window,
+    // not on the draws, so every branch of the randomisation is settled the
+    // same way and the published probabilities stay exact.
+    let settle = |pool: &[&Candidate], draws: (f64, f64)| {
+        let mut primary = explore(pool, epsilon, draws);
+        let fallback = if no_gesture.is_empty() {
+            // Validation guarantees a non-gesture answer for every kind and
+            // visibility, so this only happens for a hand-made policy in tests.
+            primary.clone()
+        } else {
+            explore(&no_gesture, epsilon, draws)
+        };
+        let mut effect = None;
+        match &verdict {
             ParityVerdict::Withhold {
                 attribute,
                 group,
                 ratio_after,
             } if primary.gesture.is_some() => {
-                constraints.push(ConstraintEffect {
+                effect = Some(ConstraintEffect {
                     name: ConstraintName::Parity,
                     effect: format!(
                         "perk withheld: {attribute}={group} is the best-served group in this severity band and a perk would drop the parity ratio to {ratio_after:.2} (threshold {:.2})",
@@ -539,8 +624,8 @@ pub fn plan(inp: &Inputs) -> Plan {
                         .copied()
                         .filter(|c| c.gesture == best.gesture)
                         .collect();
-                    primary = explore(&same, epsilon, inp.draws);
-                    constraints.push(ConstraintEffect {
+                    primary = explore(&same, epsilon, draws);
+                    effect = Some(ConstraintEffect {
                         name: ConstraintName::Parity,
                         effect: format!(
                             "perk granted: {attribute}={group} is under-served in this severity band (parity ratio {ratio:.2}, threshold {:.2}) and this case is eligible",
@@ -551,7 +636,68 @@ pub fn plan(inp: &Inputs) -> Plan {
             }
             _ => {}
         }
-    }
+        (primary, fallback, effect)
+    };
+
+    // Opt-in gesture exploration: the gestures one step away that this view
+    // can carry. Never for spam or empty input.
+    let gesture_epsilon = policy.exploration.gesture_epsilon;
+    let steps: Vec<_> = if signal == Signal::Content && gesture_epsilon > 0.0 {
+        gesture_steps(&canon, consistent_gesture)
+            .into_iter()
+            .map(|g| (g, carriers(&cands, g)))
+            .filter(|(_, pool)| !pool.is_empty())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let (primary, fallback) = if steps.is_empty() {
+        let (primary, fallback, effect) = settle(&pool, inp.draws);
+        constraints.extend(effect);
+        (primary, fallback)
+    } else {
+        // The first draw picks the branch: below `gesture_epsilon`, one of
+        // the steps (uniformly); the rest of its range, rescaled, is the
+        // reply-exploration draw of the branch, so it stays uniform.
+        let n = steps.len();
+        let (d0, d1) = inp.draws;
+        let (branch, draws) = if d0 < gesture_epsilon {
+            let u = d0 / gesture_epsilon * n as f64;
+            let j = (u as usize).min(n - 1);
+            (Some(j), ((u - j as f64).clamp(0.0, 1.0), d1))
+        } else {
+            (None, ((d0 - gesture_epsilon) / (1.0 - gesture_epsilon), d1))
+        };
+        // The policy's distribution: the consistent branch and each step,
+        // each settled (parity included), weighted by its chance.
+        let mut probabilities: Vec<(String, f64)> = Vec::new();
+        let branches = std::iter::once((1.0 - gesture_epsilon, pool.as_slice())).chain(
+            steps
+                .iter()
+                .map(|(_, p)| (gesture_epsilon / n as f64, p.as_slice())),
+        );
+        for (weight, p) in branches {
+            for (action, prob) in settle(p, draws).0.probabilities {
+                match probabilities.iter_mut().find(|(a, _)| *a == action) {
+                    Some((_, total)) => *total += weight * prob,
+                    None => probabilities.push((action, weight * prob)),
+                }
+            }
+        }
+        let realised = branch.map_or(pool.as_slice(), |j| steps[j].1.as_slice());
+        let (mut primary, fallback, effect) = settle(realised, draws);
+        if branch.is_some() && effect.is_none() {
+            primary.explored = true;
+            primary.gesture_explored = true;
+        }
+        constraints.extend(effect);
+        primary.propensity = probabilities
+            .iter()
+            .find(|(a, _)| *a == primary.action)
+            .map_or(0.0, |(_, p)| *p);
+        primary.probabilities = probabilities;
+        (primary, fallback)
+    };
 
     if signal == Signal::NoContent {
         reasons.push("The text is empty or looks like spam, so no reply is recommended.".into());
@@ -563,7 +709,9 @@ pub fn plan(inp: &Inputs) -> Plan {
         reasons.push(format!(
             "{} is the best answer{}: a {:.0}% chance of a good outcome.",
             primary.action,
-            if primary.gesture.is_some() {
+            if primary.gesture_explored {
+                " carrying the explored gesture"
+            } else if primary.gesture.is_some() {
                 " carrying the gesture this case is due"
             } else {
                 ""
@@ -575,15 +723,21 @@ pub fn plan(inp: &Inputs) -> Plan {
                     .map(|c| c.p_good)
                     .unwrap_or(0.0)
         ));
-        if let Some((kind, value)) = primary.gesture {
-            reasons.push(format!(
+        match primary.gesture {
+            _ if primary.gesture_explored => reasons.push(format!(
+                "Gesture exploration: {} was tried at random instead of {}, one step from what the published rule gives this case, so its effect can be measured; caps, budget and parity still apply.",
+                describe(primary.gesture, &policy.budget.currency),
+                describe(consistent_gesture, &policy.budget.currency)
+            )),
+            Some((kind, value)) => reasons.push(format!(
                 "The {} of {value:.0} {} follows the published rule: proportional to deservingness and the order, the same for everyone in this situation.",
                 kind_name(kind),
                 policy.budget.currency
-            ));
+            )),
+            None => {}
         }
     }
-    if primary.explored {
+    if primary.explored && !primary.gesture_explored {
         reasons.push(
             "Another reply wording was tried at random (exploration); the gesture is unchanged."
                 .into(),
@@ -774,7 +928,7 @@ mod tests {
     use crate::domain::outcome::RulesOutcome;
     use crate::domain::sentiment::VaderScorer;
     use crate::domain::validation::{Amount, CustomerId, InteractionId};
-    use crate::domain::window::{deservingness_band, Cell, DESERVINGNESS_BANDS};
+    use crate::domain::window::{deservingness_band, Cell, SeverityBand, DESERVINGNESS_BANDS};
     use proptest::prelude::*;
     use std::sync::OnceLock;
     use time::macros::datetime;
@@ -981,6 +1135,192 @@ mod tests {
         assert_eq!(published.len(), pool);
         for (action, prop) in &seen {
             assert_eq!(published[action], *prop, "{action}");
+        }
+    }
+
+    fn gesture_exploring() -> Policy {
+        let mut p = Policy::bundled();
+        p.exploration.epsilon = 0.3;
+        p.exploration.gesture_epsilon = 0.2;
+        p
+    }
+
+    #[test]
+    fn gesture_steps_are_the_adjacent_values_with_no_gesture_at_the_bottom() {
+        let p = gesture_exploring();
+        let i = complaint();
+        let inputs = Inputs {
+            interaction: &i,
+            policy: &p,
+            sentiment: vader(),
+            outcome: &RulesOutcome,
+            window: &WindowStats::default(),
+            draws: (0.99, 0.0),
+        };
+        let (_, canon) = valued_candidates(&inputs, false, 0);
+        let mut values: Vec<f64> = canon
+            .iter()
+            .filter_map(|c| c.gesture.map(|g| g.1))
+            .collect();
+        values.sort_by(f64::total_cmp);
+        values.dedup();
+        assert!(values.len() >= 3, "{values:?}");
+        let at = |v: f64| canon.iter().find_map(|c| c.gesture.filter(|g| g.1 == v));
+        let value = |steps: Vec<Option<(GestureKind, f64)>>| -> Vec<Option<f64>> {
+            steps.into_iter().map(|g| g.map(|g| g.1)).collect()
+        };
+        // From no gesture: only up, to the smallest.
+        assert_eq!(value(gesture_steps(&canon, None)), vec![Some(values[0])]);
+        // From the smallest: down to no gesture, up to the next value.
+        assert_eq!(
+            value(gesture_steps(&canon, at(values[0]))),
+            vec![None, Some(values[1])]
+        );
+        // In the middle: both neighbours.
+        assert_eq!(
+            value(gesture_steps(&canon, at(values[1]))),
+            vec![Some(values[0]), Some(values[2])]
+        );
+        // From the largest: only down.
+        let top = *values.last().unwrap();
+        assert_eq!(
+            value(gesture_steps(&canon, at(top))),
+            vec![Some(values[values.len() - 2])]
+        );
+    }
+
+    /// Plans `i` over a grid of draws and checks gesture exploration against
+    /// the published distribution: every draw publishes the same one, the
+    /// propensity is the chosen action's entry, the gesture moves only when
+    /// explored and then by one step, and the draw frequencies match.
+    /// Returns how many draws explored the gesture.
+    fn check_gesture_exploration_grid(i: &Interaction, p: &Policy, w: &WindowStats) -> usize {
+        let greedy = plan_with(i, p, w, (0.99, 0.0));
+        let consistent = greedy.primary.gesture;
+        assert!(!greedy.primary.explored);
+        let inputs = Inputs {
+            interaction: i,
+            policy: p,
+            sentiment: vader(),
+            outcome: &RulesOutcome,
+            window: w,
+            draws: (0.99, 0.0),
+        };
+        let (_, canon) = valued_candidates(&inputs, false, 0);
+        let steps = gesture_steps(&canon, gesture_choice(&canon));
+        assert!(!steps.is_empty());
+        let published: std::collections::HashMap<String, f64> =
+            greedy.primary.probabilities.iter().cloned().collect();
+        let total: f64 = published.values().sum();
+        assert!((total - 1.0).abs() < 1e-12, "{published:?}");
+
+        let (n0, n1) = (500, 24);
+        let mut freq: std::collections::HashMap<String, f64> = Default::default();
+        let mut gesture_explored = 0;
+        for a in 0..n0 {
+            for b in 0..n1 {
+                let draws = ((a as f64 + 0.5) / n0 as f64, (b as f64 + 0.5) / n1 as f64);
+                let plan = plan_with(i, p, w, draws);
+                let c = &plan.primary;
+                assert_eq!(c.probabilities, greedy.primary.probabilities);
+                assert_eq!(c.propensity, published[&c.action]);
+                if c.gesture_explored {
+                    gesture_explored += 1;
+                    assert!(c.explored);
+                    assert!(steps.contains(&c.gesture), "{:?} not a step", c.gesture);
+                    assert!(plan
+                        .reasons
+                        .iter()
+                        .any(|r| r.starts_with("Gesture exploration")));
+                    let d = plan.render(p, &stamp(), None);
+                    assert!(d.explored);
+                    if let Some(g) = &d.gesture {
+                        assert_eq!(g.delivery, Delivery::Private);
+                        if i.public {
+                            assert!(!d.response.message.chars().any(|c| c.is_ascii_digit()));
+                        }
+                    }
+                } else {
+                    assert_eq!(
+                        c.gesture, consistent,
+                        "the gesture moves only when explored"
+                    );
+                }
+                *freq.entry(c.action.clone()).or_default() += 1.0 / (n0 * n1) as f64;
+            }
+        }
+        assert_eq!(
+            freq.keys().collect::<std::collections::BTreeSet<_>>(),
+            published.keys().filter(|a| published[*a] > 0.0).collect(),
+            "every published action is reachable, nothing else is"
+        );
+        for (action, f) in &freq {
+            assert!(
+                (f - published[action]).abs() < 0.005,
+                "{action}: drawn {f}, published {}",
+                published[action]
+            );
+        }
+        gesture_explored
+    }
+
+    #[test]
+    fn gesture_exploration_moves_one_step_and_publishes_the_distribution_the_draws_realise() {
+        let p = gesture_exploring();
+        for public in [false, true] {
+            let mut i = complaint();
+            i.public = public;
+            let explored = check_gesture_exploration_grid(&i, &p, &WindowStats::default());
+            assert_eq!(explored, 500 * 24 / 5, "a fifth of the draws");
+        }
+    }
+
+    #[test]
+    fn parity_still_binds_explored_gestures_and_the_propensities_stay_exact() {
+        let p = gesture_exploring();
+        let i = complaint();
+        // This customer's group (tier=gold) is the best served in every
+        // band: parity withholds any perk, explored or not.
+        let mut w = WindowStats::default();
+        for band in SeverityBand::ALL {
+            for (group, perks) in [("gold", 900), ("silver", 500)] {
+                w.cells.insert(
+                    Cell::Group {
+                        attribute: "tier".into(),
+                        group: group.into(),
+                        band,
+                    },
+                    Counts {
+                        decisions: 1000,
+                        perks,
+                        value: 0.0,
+                    },
+                );
+            }
+        }
+        let greedy = plan_with(&i, &p, &w, (0.99, 0.0));
+        assert!(greedy
+            .constraints
+            .iter()
+            .any(|c| c.name == ConstraintName::Parity));
+        check_gesture_exploration_grid(&i, &p, &w);
+        for a in 0..100 {
+            let plan = plan_with(&i, &p, &w, ((a as f64 + 0.5) / 500.0, 0.3));
+            assert_eq!(plan.primary.gesture, None, "parity withholds every perk");
+        }
+    }
+
+    #[test]
+    fn spam_is_never_gesture_explored() {
+        let p = gesture_exploring();
+        let mut i = complaint();
+        i.text = "".into();
+        for d0 in [0.0, 0.05, 0.1, 0.19] {
+            let plan = plan_with(&i, &p, &WindowStats::default(), (d0, 0.5));
+            assert_eq!(plan.primary.action, NO_ACTION);
+            assert_eq!(plan.primary.gesture, None);
+            assert!(!plan.primary.explored);
+            assert_eq!(plan.primary.propensity, 1.0);
         }
     }
 

@@ -13,14 +13,17 @@ use uuid::Uuid;
 use super::validation::ValidationError;
 
 /// Optional details of what happened after the decision was applied.
+// `remote = "Self"`: the derives become inherent functions, wrapped by the
+// trait impls below so that only a JSON object is read (see there).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, remote = "Self")]
 pub struct OutcomeDetails {
     /// The customer answered the reply.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replied: Option<bool>,
     /// Sentiment of the customer's next message, in [-1, 1].
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = -1.0, maximum = 1.0)]
     pub sentiment_after: Option<f64>,
     /// The customer bought again within the follow-up period.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -30,13 +33,44 @@ pub struct OutcomeDetails {
     pub churned: Option<bool>,
 }
 
+impl Serialize for OutcomeDetails {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        OutcomeDetails::serialize(self, s)
+    }
+}
+
+/// serde's derive also reads a struct from a JSON array of its fields in
+/// order (`[true, null]`), which the contract does not allow (found by
+/// schemathesis). This reads a map only, through the derived code, so
+/// errors still name the nested field (`outcome.replied`).
+impl<'de> Deserialize<'de> for OutcomeDetails {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct ObjectOnly;
+        impl<'de> serde::de::Visitor<'de> for ObjectOnly {
+            type Value = OutcomeDetails;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Self::Value, A::Error> {
+                OutcomeDetails::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        d.deserialize_map(ObjectOnly)
+    }
+}
+
 /// `POST /v1/feedback` as received.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FeedbackInput {
     /// The `decision_id` of the decision this outcome follows.
+    #[schema(format = Uuid)]
     pub decision_id: String,
     /// The outcome as one number in [0, 1] (1: the best outcome).
+    #[schema(minimum = 0.0, maximum = 1.0)]
     pub reward: f64,
     #[serde(default)]
     pub outcome: Option<OutcomeDetails>,

@@ -73,17 +73,24 @@ impl Kind {
 #[serde(deny_unknown_fields)]
 pub struct CustomerInput {
     /// `[A-Za-z0-9_.-]{1,128}`
-    #[schema(example = "c-42")]
+    #[schema(
+        example = "c-42",
+        pattern = "^[A-Za-z0-9_.-]{1,128}$",
+        min_length = 1,
+        max_length = 128
+    )]
     pub id: String,
     #[serde(default)]
     #[schema(minimum = 0, maximum = 100000)]
     pub tenure_days: u32,
     #[serde(default)]
-    #[schema(minimum = 0.0)]
+    #[schema(minimum = 0.0, maximum = 1.0e9)]
     pub lifetime_value: f64,
     /// Group attributes audited for parity (e.g. tier, region). Never used to
-    /// decide who deserves a gesture.
+    /// decide who deserves a gesture. At most 16; names
+    /// `[A-Za-z0-9_.-]{1,32}`, values `[A-Za-z0-9_.-]{1,64}`.
     #[serde(default)]
+    #[schema(schema_with = attributes_schema)]
     pub attributes: BTreeMap<String, String>,
 }
 
@@ -92,7 +99,12 @@ pub struct CustomerInput {
 #[serde(deny_unknown_fields)]
 pub struct InteractionInput {
     /// The CRM's id; the idempotency key. `[A-Za-z0-9_.-]{1,128}`
-    #[schema(example = "crm-8812")]
+    #[schema(
+        example = "crm-8812",
+        pattern = "^[A-Za-z0-9_.-]{1,128}$",
+        min_length = 1,
+        max_length = 128
+    )]
     pub interaction_id: String,
     pub customer: CustomerInput,
     pub channel: Channel,
@@ -101,22 +113,45 @@ pub struct InteractionInput {
     pub public: bool,
     /// How many people can see it (followers, page views).
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 1.0e10)]
     pub audience: u64,
     pub kind: Kind,
     /// Star rating, 1–5, when the interaction has one.
     #[serde(default)]
     #[schema(minimum = 1, maximum = 5)]
     pub rating: Option<u8>,
-    /// What the customer wrote, at most 8000 characters.
-    #[schema(example = "Order arrived broken and nobody answers my emails")]
+    /// What the customer wrote, at most 8000 characters; no control
+    /// characters other than line breaks and tabs.
+    #[schema(
+        example = "Order arrived broken and nobody answers my emails",
+        max_length = 8000,
+        pattern = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F\\u007F-\\u009F]*$"
+    )]
     pub text: String,
     /// Value of the order concerned, if any.
     #[serde(default)]
-    #[schema(minimum = 0.0)]
+    #[schema(minimum = 0.0, maximum = 1.0e9)]
     pub order_value: Option<f64>,
     /// When it happened (RFC 3339); defaults to now.
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub occurred_at: Option<OffsetDateTime>,
+}
+
+/// The schema of `customer.attributes`: what validation accepts, so
+/// generated clients and schema-driven tests know the bounds.
+fn attributes_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    let string = |pattern: &str| {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(pattern))
+    };
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .max_properties(Some(MAX_ATTRIBUTES))
+        .property_names(Some(string("^[A-Za-z0-9_.-]{1,32}$")))
+        .additional_properties(Some(string("^[A-Za-z0-9_.-]{1,64}$")))
+        .build()
 }
 
 /// A validated customer.

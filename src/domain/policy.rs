@@ -54,6 +54,7 @@ pub struct Fairness {
     /// eligible for with a sliver of eligible ones has rates made of a
     /// handful of perks, which no rule can even out.
     #[serde(default = "default_bands")]
+    #[schema(min_items = 2, max_items = 2)]
     pub severity_bands: [f64; 2],
     /// Whether conditional parity changes decisions (`false`: only reported).
     #[serde(default = "yes")]
@@ -93,11 +94,25 @@ pub struct Exploration {
     /// Probability of taking another eligible action that keeps the same
     /// gesture (only the reply varies), so new policies can be evaluated offline.
     pub epsilon: f64,
+    /// Opt-in gesture exploration: probability of moving the gesture one
+    /// step from the consistent gesture (the adjacent gesture value among
+    /// those this case is eligible for, "no gesture" being the bottom step).
+    /// 0 (the default) never varies the gesture; at most
+    /// [`MAX_GESTURE_EPSILON`]. Such decisions are flagged `explored`.
+    #[serde(default)]
+    pub gesture_epsilon: f64,
 }
+
+/// Highest allowed `exploration.gesture_epsilon`: exploring gestures treats
+/// equal cases unequally on purpose, so it must stay rare.
+pub const MAX_GESTURE_EPSILON: f64 = 0.2;
 
 impl Default for Exploration {
     fn default() -> Self {
-        Self { epsilon: 0.0 }
+        Self {
+            epsilon: 0.0,
+            gesture_epsilon: 0.0,
+        }
     }
 }
 
@@ -340,6 +355,12 @@ impl Policy {
             "must be an ISO 4217 code such as EUR",
         );
         e.unit("exploration.epsilon", self.exploration.epsilon);
+        let g = self.exploration.gesture_epsilon;
+        e.check(
+            g.is_finite() && (0.0..=MAX_GESTURE_EPSILON).contains(&g),
+            "exploration.gesture_epsilon",
+            format!("must be between 0 and {MAX_GESTURE_EPSILON}"),
+        );
         let s = &self.scoring;
         e.finite_non_negative("scoring.base_customer_value", s.base_customer_value);
         e.finite_non_negative("scoring.lifetime_value_share", s.lifetime_value_share);
@@ -575,6 +596,42 @@ mod tests {
                 "version"
             ]
         );
+    }
+
+    #[test]
+    fn gesture_exploration_is_off_by_default_and_bounded() {
+        let p = Policy::bundled();
+        assert_eq!(p.exploration.gesture_epsilon, 0.0);
+        // A document written before the setting existed still reads.
+        let e: Exploration = toml::from_str("epsilon = 0.05").unwrap();
+        assert_eq!(e.gesture_epsilon, 0.0);
+        for (value, ok) in [
+            (0.0, true),
+            (0.05, true),
+            (MAX_GESTURE_EPSILON, true),
+            (MAX_GESTURE_EPSILON + 1e-9, false),
+            (0.5, false),
+            (-0.01, false),
+            (f64::NAN, false),
+            (f64::INFINITY, false),
+        ] {
+            let mut p = Policy::bundled();
+            p.exploration.gesture_epsilon = value;
+            p.exploration.epsilon = 2.0;
+            let fields: Vec<String> = p
+                .validate()
+                .unwrap_err()
+                .into_iter()
+                .map(|e| e.field)
+                .collect();
+            // Reported together with the other fields' errors.
+            assert!(fields.contains(&"exploration.epsilon".to_string()));
+            assert_eq!(
+                fields.contains(&"exploration.gesture_epsilon".to_string()),
+                !ok,
+                "{value}: {fields:?}"
+            );
+        }
     }
 
     #[test]

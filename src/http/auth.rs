@@ -9,16 +9,26 @@
 //! (`subtle`), so neither the content nor the length of a key leaks through
 //! timing. Keys are accepted only in the `Authorization: Bearer` header: a
 //! key in the query string would end up in access logs, so it is refused.
+//!
+//! Handlers take an [`Admin`] extractor as their *first* argument, so the
+//! credentials are checked before the body is read: an unauthenticated
+//! caller gets 401 whatever it sends, never a validation error that would
+//! tell it about the document.
 
 use std::fmt;
+use std::future::{ready, Ready};
+use std::marker::PhantomData;
 use std::path::Path;
 
-use actix_web::HttpRequest;
+use actix_web::dev::Payload;
+use actix_web::http::header::AUTHORIZATION;
+use actix_web::{web, FromRequest, HttpRequest};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
+use super::AppState;
 
 /// What an admin key may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -147,21 +157,10 @@ impl AdminKeys {
 
     /// Checks a request's credentials for `scope`.
     pub fn authorize(&self, req: &HttpRequest, scope: Scope) -> Result<Actor, ApiError> {
-        let query = req.query_string().to_ascii_lowercase();
-        if ["key=", "token=", "api_key=", "apikey=", "access_token="]
-            .iter()
-            .any(|p| query.starts_with(p) || query.contains(&format!("&{p}")))
-        {
+        if has_credentials_in_query(req.query_string()) {
             return Err(ApiError::CredentialsInQuery);
         }
-        let presented = req
-            .headers()
-            .get(actix_web::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|k| !k.is_empty())
-            .ok_or(ApiError::Unauthorized)?;
+        let presented = bearer_key(req).ok_or(ApiError::Unauthorized)?;
         let d = digest(presented);
         // Compare with every key, without stopping early, so timing does
         // not tell which key (if any) matched.
@@ -177,6 +176,95 @@ impl AdminKeys {
         } else {
             Err(ApiError::Forbidden)
         }
+    }
+}
+
+/// Query parameters that look like credentials.
+const QUERY_CREDENTIALS: [&str; 6] = [
+    "key",
+    "token",
+    "api_key",
+    "apikey",
+    "access_token",
+    "authorization",
+];
+
+fn has_credentials_in_query(query: &str) -> bool {
+    query
+        .split(['&', ';'])
+        .filter_map(|pair| pair.split('=').next())
+        .any(|name| {
+            QUERY_CREDENTIALS
+                .iter()
+                .any(|c| name.eq_ignore_ascii_case(c))
+        })
+}
+
+/// The key of the one `Authorization: Bearer <key>` header (RFC 6750 §2.1).
+///
+/// The scheme is case-insensitive (RFC 7235 §2.1), followed by exactly one
+/// space and a key without whitespace. Anything else (another scheme, no
+/// key, extra spaces, two Authorization headers) is no credential at all:
+/// guessing what a malformed header meant would only widen what is
+/// accepted.
+fn bearer_key(req: &HttpRequest) -> Option<&str> {
+    let mut values = req.headers().get_all(AUTHORIZATION);
+    let value = values.next()?;
+    if values.next().is_some() {
+        return None;
+    }
+    let value = value.to_str().ok()?;
+    let (scheme, key) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("bearer")
+        || key.is_empty()
+        || key.contains(|c: char| c.is_ascii_whitespace())
+    {
+        return None;
+    }
+    Some(key)
+}
+
+/// A scope as a type, so a handler states the scope it needs in its
+/// signature: `Admin<PolicyWrite>`.
+pub trait RequiredScope {
+    const SCOPE: Scope;
+}
+
+/// The `policy:write` scope.
+pub struct PolicyWrite;
+
+impl RequiredScope for PolicyWrite {
+    const SCOPE: Scope = Scope::PolicyWrite;
+}
+
+/// The `models:write` scope.
+pub struct ModelsWrite;
+
+impl RequiredScope for ModelsWrite {
+    const SCOPE: Scope = Scope::ModelsWrite;
+}
+
+/// An authorised admin caller. As an extractor it refuses the request (401,
+/// 403 or 400 `credentials_in_query`) before any later extractor, such as
+/// the JSON body, runs.
+pub struct Admin<S: RequiredScope> {
+    pub actor: Actor,
+    scope: PhantomData<S>,
+}
+
+impl<S: RequiredScope> FromRequest for Admin<S> {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let result = match req.app_data::<web::Data<AppState>>() {
+            Some(state) => state.admin.authorize(req, S::SCOPE).map(|actor| Admin {
+                actor,
+                scope: PhantomData,
+            }),
+            None => Err(ApiError::Internal("no application state".into())),
+        };
+        ready(result)
     }
 }
 
@@ -232,6 +320,77 @@ mod tests {
             AdminKeys::none().authorize(&req(Some("Bearer s3cret"), "/"), Scope::PolicyWrite),
             Err(ApiError::Unauthorized)
         ));
+    }
+
+    #[test]
+    fn only_one_well_formed_bearer_header_carries_a_key() {
+        let cases: &[(&str, &[&str], Option<&str>)] = &[
+            ("the canonical form", &["Bearer s3cret"], Some("s3cret")),
+            ("a lower-case scheme", &["bearer s3cret"], Some("s3cret")),
+            ("an upper-case scheme", &["BEARER s3cret"], Some("s3cret")),
+            ("another scheme", &["Basic czNjcmV0"], None),
+            (
+                "a scheme that only starts like bearer",
+                &["Bearers s3cret"],
+                None,
+            ),
+            ("no separator", &["Bearers3cret"], None),
+            ("the scheme alone", &["Bearer"], None),
+            ("the scheme and a space", &["Bearer "], None),
+            ("two spaces", &["Bearer  s3cret"], None),
+            ("a tab", &["Bearer\ts3cret"], None),
+            ("a trailing space", &["Bearer s3cret "], None),
+            ("two words", &["Bearer s3cret extra"], None),
+            ("no header", &[], None),
+            ("two headers", &["Bearer s3cret", "Bearer s3cret"], None),
+        ];
+        for (name, headers, expected) in cases {
+            let mut t = TestRequest::default();
+            for h in *headers {
+                t = t.append_header((AUTHORIZATION, *h));
+            }
+            let req = t.to_http_request();
+            assert_eq!(bearer_key(&req), *expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn credential_names_in_the_query_string_are_found_whatever_their_place_or_case() {
+        let cases = [
+            ("api_key=x", true),
+            ("a=1&token=x", true),
+            ("a=1;KEY=x", true),
+            ("Access_Token=x&a=1", true),
+            ("authorization=Bearer%20x", true),
+            ("key", true),
+            ("", false),
+            ("limit=5", false),
+            ("monkey=1&keys=2", false),
+            ("attribute=key", false),
+        ];
+        for (query, expected) in cases {
+            assert_eq!(has_credentials_in_query(query), expected, "{query:?}");
+        }
+    }
+
+    #[test]
+    fn every_configured_key_is_recognised_as_itself() {
+        // The comparison loop runs over all keys (no early exit, for timing);
+        // a key late in the list must still be found, and named correctly.
+        let keys = AdminKeys::single("k-first")
+            .with_key("second", "k-second", &Scope::ALL)
+            .with_key("third", "k-third", &[Scope::ModelsWrite]);
+        for (key, name) in [
+            ("k-first", "admin"),
+            ("k-second", "second"),
+            ("k-third", "third"),
+        ] {
+            let req = TestRequest::default()
+                .insert_header((AUTHORIZATION, format!("Bearer {key}")))
+                .to_http_request();
+            let actor = keys.authorize(&req, Scope::ModelsWrite).map(|a| a.0);
+            assert_eq!(actor.ok().as_deref(), Some(name), "{key}");
+        }
     }
 
     #[test]

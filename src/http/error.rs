@@ -71,6 +71,8 @@ pub enum ApiError {
     CredentialsInQuery,
     #[error("the credentials do not allow this")]
     Forbidden,
+    #[error("{0}")]
+    FeedbackConflict(String),
     #[error("the model cannot be activated: {0}")]
     ModelRefused(String),
     #[error("service unavailable: {0}")]
@@ -120,6 +122,7 @@ impl ApiError {
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", None),
             ApiError::CredentialsInQuery => (StatusCode::BAD_REQUEST, "credentials_in_query", None),
             ApiError::Forbidden => (StatusCode::FORBIDDEN, "forbidden", None),
+            ApiError::FeedbackConflict(_) => (StatusCode::CONFLICT, "feedback_conflict", None),
             ApiError::ModelRefused(_) => (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "model_refused",

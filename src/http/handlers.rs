@@ -10,8 +10,9 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::JsonBody;
 use super::metrics;
 use super::AppState;
-use crate::domain::decision::Decision;
+use crate::domain::decision::{ConstraintName, Decision};
 use crate::domain::interaction::{Interaction, InteractionInput};
+use crate::service::Decided;
 
 /// Decide one interaction.
 #[utoipa::path(
@@ -36,19 +37,32 @@ pub async fn create_decision(
     let decided = state.service.decide(&input, interaction).await?;
     let d = &decided.decision;
     span.record("decision_id", d.decision_id.to_string().as_str());
+    observe_decision(&decided, started)?;
+    Ok(HttpResponse::Ok().json(d))
+}
+
+/// What every decided interaction reports, on the single and the batch
+/// path alike: the decision metrics (once per new decision, not for
+/// replays), and a refusal to hand out a non-finite number.
+pub(super) fn observe_decision(
+    decided: &Decided,
+    started: std::time::Instant,
+) -> Result<(), ApiError> {
+    let d = &decided.decision;
     if !decided.replayed {
-        ::metrics::counter!(metrics::DECISIONS, "action" => d.action.clone(), "degraded" => d.degraded.to_string()).increment(1);
+        // Static label values where possible: the registry lookup then
+        // allocates nothing for them.
+        let degraded = if d.degraded { "true" } else { "false" };
+        ::metrics::counter!(metrics::DECISIONS, "action" => d.action.clone(), "degraded" => degraded).increment(1);
         ::metrics::histogram!(metrics::DECISION_DURATION).record(started.elapsed().as_secs_f64());
+        metrics::record_exploration(decided);
         if let Some(g) = &d.gesture {
             ::metrics::counter!(metrics::GESTURE_VALUE, "currency" => g.currency.clone())
                 .increment(g.value.round() as u64);
         }
         for c in &d.constraints {
-            let name = serde_json::to_value(c.name)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default();
-            ::metrics::counter!(metrics::CONSTRAINTS, "constraint" => name).increment(1);
+            ::metrics::counter!(metrics::CONSTRAINTS, "constraint" => constraint_label(c.name))
+                .increment(1);
         }
     }
     if !d.all_numbers_finite() {
@@ -57,7 +71,19 @@ pub async fn create_decision(
             d.decision_id
         )));
     }
-    Ok(HttpResponse::Ok().json(d))
+    Ok(())
+}
+
+/// The wire name of a constraint (as serde writes it), as a metric label.
+fn constraint_label(name: ConstraintName) -> &'static str {
+    match name {
+        ConstraintName::Visibility => "visibility",
+        ConstraintName::Consistency => "consistency",
+        ConstraintName::PerCustomerCap => "per_customer_cap",
+        ConstraintName::Budget => "budget",
+        ConstraintName::Parity => "parity",
+        ConstraintName::FailClosed => "fail_closed",
+    }
 }
 
 /// A recorded decision.
@@ -149,8 +175,21 @@ pub async fn openapi_json() -> HttpResponse {
     HttpResponse::Ok().json(super::openapi::document())
 }
 
-pub async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::MethodNotAllowed)
+/// 405 for a method the resource does not serve, with the `Allow` header
+/// RFC 9110 §15.5.6 requires (the methods come from the route table).
+pub async fn method_not_allowed(req: actix_web::HttpRequest) -> HttpResponse {
+    let pattern = req.match_pattern().unwrap_or_default();
+    let allow: Vec<&str> = super::ROUTES
+        .iter()
+        .filter(|(_, path)| *path == pattern)
+        .map(|(method, _)| *method)
+        .collect();
+    let mut resp = actix_web::ResponseError::error_response(&ApiError::MethodNotAllowed);
+    if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&allow.join(", ")) {
+        resp.headers_mut()
+            .insert(actix_web::http::header::ALLOW, value);
+    }
+    resp
 }
 
 pub async fn not_found() -> Result<HttpResponse, ApiError> {

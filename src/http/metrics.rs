@@ -14,6 +14,10 @@ pub const DECISIONS: &str = "fairtreat_decisions_total";
 pub const DECISION_DURATION: &str = "fairtreat_decision_duration_seconds";
 pub const GESTURE_VALUE: &str = "fairtreat_gesture_value_total";
 pub const CONSTRAINTS: &str = "fairtreat_constraints_total";
+/// Decisions that explored at random, labelled `part="reply"` (the reply
+/// varied, the gesture did not) or `part="gesture"` (opt-in gesture
+/// exploration moved the gesture one step).
+pub const EXPLORED: &str = "fairtreat_explored_decisions_total";
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
@@ -34,6 +38,28 @@ pub fn handle() -> &'static PrometheusHandle {
         let _ = metrics::set_global_recorder(recorder);
         handle
     })
+}
+
+/// Counts an explored decision by what it varied; a gesture exploration is
+/// also logged, so each one can be found and reported.
+pub fn record_exploration(decided: &crate::service::Decided) {
+    use crate::domain::decide::ExploredPart;
+    let Some(part) = decided.exploration else {
+        return;
+    };
+    metrics::counter!(EXPLORED, "part" => part.as_str()).increment(1);
+    if part == ExploredPart::Gesture {
+        let d = &decided.decision;
+        tracing::info!(
+            decision_id = %d.decision_id,
+            interaction_id = %d.interaction_id,
+            action = %d.action,
+            gesture_value = d.gesture.as_ref().map_or(0.0, |g| g.value),
+            propensity = d.propensity,
+            explored = true,
+            "gesture explored"
+        );
+    }
 }
 
 /// Records the latency of every request by route pattern (never by raw path,

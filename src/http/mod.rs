@@ -5,9 +5,11 @@
 //! address, so tests start the app on port 0.
 
 pub mod auth;
+pub mod batch;
 pub mod dashboard;
 pub mod error;
 pub mod extract;
+pub mod feedback;
 pub mod handlers;
 pub mod metrics;
 pub mod models;
@@ -40,6 +42,7 @@ pub struct AppState {
 /// The routes: (method, path) pairs, for tests that must cover them all.
 pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/decisions"),
+    ("POST", "/v1/decisions/batch"),
     ("GET", "/v1/decisions/{decision_id}"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
@@ -55,12 +58,17 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/assets/{file}"),
     ("GET", "/v1/models"),
     ("POST", "/v1/models/{version}/activate"),
+    ("POST", "/v1/models/{version}/shadow"),
+    ("DELETE", "/v1/models/shadow"),
+    ("POST", "/v1/feedback"),
 ];
 
 /// Routes that need an admin key, with the scope each needs.
 pub const ADMIN_ROUTES: &[(&str, &str, Scope)] = &[
     ("PUT", "/v1/policy", Scope::PolicyWrite),
     ("POST", "/v1/models/{version}/activate", Scope::ModelsWrite),
+    ("POST", "/v1/models/{version}/shadow", Scope::ModelsWrite),
+    ("DELETE", "/v1/models/shadow", Scope::ModelsWrite),
 ];
 
 /// Body limit of the what-if preview, which may carry many interactions.
@@ -72,6 +80,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     let not_allowed = || web::to(handlers::method_not_allowed);
     let resource = |path: &str| web::resource(path).default_service(not_allowed());
     cfg.service(resource("/v1/decisions").route(web::post().to(handlers::create_decision)))
+        // Before `/v1/decisions/{decision_id}`, which would otherwise match it.
+        .service(
+            resource("/v1/decisions/batch")
+                .app_data(web::Data::new(BodyLimit(batch::BATCH_BODY_LIMIT)))
+                .route(web::post().to(batch::create_decisions)),
+        )
         .service(
             resource("/v1/decisions/{decision_id}").route(web::get().to(handlers::get_decision)),
         )
@@ -91,6 +105,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(
             resource("/v1/models/{version}/activate").route(web::post().to(models::activate_model)),
         )
+        .service(
+            resource("/v1/models/{version}/shadow").route(web::post().to(models::attach_shadow)),
+        )
+        .service(resource("/v1/models/shadow").route(web::delete().to(models::detach_shadow)))
+        .service(resource("/v1/feedback").route(web::post().to(feedback::record_feedback)))
         .service(resource("/v1/dashboard/summary").route(web::get().to(dashboard::summary)))
         .service(resource("/").route(web::get().to(dashboard::index)))
         .service(resource("/assets/{file}").route(web::get().to(dashboard::asset_file)))

@@ -1,17 +1,18 @@
 //! Marketer controls: the policy, its history, the what-if preview and the
 //! fairness report.
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::auth::Scope;
+use super::auth::{Admin, PolicyWrite};
 use super::error::{ApiError, ErrorBody};
 use super::extract::JsonBody;
 use super::AppState;
 use crate::domain::interaction::InteractionInput;
 use crate::domain::policy::{Policy, PolicyChange};
 use crate::domain::report::{fairness_report, FairnessReport};
+use crate::domain::validation::ValidationError;
 use crate::service::ServiceError;
 use crate::whatif::WhatIf;
 
@@ -35,20 +36,24 @@ pub async fn get_policy(state: web::Data<AppState>) -> HttpResponse {
         (status = 422, description = "Invalid fields, all listed in `details`", body = ErrorBody),
     ))]
 pub async fn put_policy(
+    // First, so an unauthorised caller is refused before the body is read.
+    admin: Admin<PolicyWrite>,
     state: web::Data<AppState>,
-    req: HttpRequest,
     JsonBody(policy): JsonBody<Policy>,
 ) -> Result<HttpResponse, ApiError> {
-    let actor = state.admin.authorize(&req, Scope::PolicyWrite)?;
-    let change = state.service.replace_policy(policy, &actor.0).await?;
+    let change = state.service.replace_policy(policy, &admin.actor.0).await?;
     Ok(HttpResponse::Ok().json(change))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct HistoryQuery {
-    /// Most entries to return (default 50, at most 1000).
-    pub limit: Option<usize>,
+    /// Most entries to return (default 50).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<u32>,
 }
+
+/// Most policy history entries one call returns.
+pub const HISTORY_MAX: u32 = 1000;
 
 /// The policy audit log, most recent first: who changed what, when.
 #[utoipa::path(get, path = "/v1/policy/history", tag = "policy", params(HistoryQuery),
@@ -57,7 +62,14 @@ pub async fn policy_history(
     state: web::Data<AppState>,
     q: web::Query<HistoryQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let limit = q.limit.unwrap_or(50).min(1000);
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=HISTORY_MAX).contains(&limit) {
+        return Err(ApiError::InvalidField(ValidationError::new(
+            "limit",
+            format!("must be between 1 and {HISTORY_MAX}"),
+        )));
+    }
+    let limit = limit as usize;
     Ok(HttpResponse::Ok().json(state.service.policy_history(limit).await?))
 }
 

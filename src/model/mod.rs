@@ -20,6 +20,7 @@ use crate::service::Models;
 pub mod metrics;
 pub mod outcome;
 pub mod sentiment;
+pub mod shadow;
 
 /// The feature schema version this build reads.
 pub const SCHEMA: u32 = 1;

@@ -15,6 +15,12 @@
 //! follow-up was positive). `p_true` exists only in simulated logs: the
 //! simulator's true probability of a good outcome, for evaluating models and
 //! estimators against the truth.
+//!
+//! `fairtreat export` writes the same records from the service's decision
+//! log joined with `POST /v1/feedback`: there `reward` is the reported
+//! reward, and two optional fields may follow: `outcome` (the reported
+//! details: replied, sentiment_after, repurchased, churned) and `shadow`
+//! (what a shadow model would have chosen, with its action probabilities).
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -22,11 +28,13 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::world::TrueOutcome;
+use crate::domain::feedback::OutcomeDetails;
 use crate::domain::interaction::{Interaction, InteractionInput};
 use crate::domain::outcome::{OutcomeAction, OutcomeContext, OutcomeModel};
 use crate::domain::policy::{GestureKind, Intent, Policy};
 use crate::domain::scoring::{self, LoyaltyInputs};
 use crate::service::{Models, ServiceError};
+use crate::store::ShadowChoice;
 use crate::whatif::{replay_decisions, replay_inputs};
 
 /// A gesture as logged.
@@ -52,6 +60,12 @@ pub struct LogRecord {
     pub p_true: Option<f64>,
     pub policy_version: u32,
     pub model_version: String,
+    /// The outcome details reported with the feedback (exported logs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<OutcomeDetails>,
+    /// What the shadow model would have chosen (exported logs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<ShadowChoice>,
 }
 
 /// Order value assumed for interactions that name none (the bundled
@@ -117,7 +131,41 @@ pub async fn simulate_logs(
             p_true: Some(p_true),
             policy_version: d.policy_version,
             model_version: d.model_version,
+            outcome: None,
+            shadow: None,
         });
     }
     Ok(out)
+}
+
+impl LogRecord {
+    /// The record of a logged decision that has feedback (`None` while it
+    /// is pending). `intent` is the policy's intent for the action taken
+    /// (`ignore` for an action `policy` does not know).
+    pub fn from_logged(logged: &crate::store::LoggedDecision, policy: &Policy) -> Option<Self> {
+        let feedback = logged.feedback.as_ref()?;
+        let d = &logged.decision;
+        Some(Self {
+            interaction: logged.input.clone(),
+            decision_id: d.decision_id,
+            action: d.action.clone(),
+            intent: policy
+                .action(&d.action)
+                .map(|a| a.intent)
+                .unwrap_or(Intent::Ignore),
+            gesture: d.gesture.as_ref().map(|g| LoggedGesture {
+                kind: g.kind,
+                value: g.value,
+            }),
+            propensity: d.propensity,
+            explored: d.explored,
+            reward: feedback.reward,
+            p_true: None,
+            policy_version: d.policy_version,
+            model_version: d.model_version.clone(),
+            outcome: (feedback.outcome != OutcomeDetails::default())
+                .then(|| feedback.outcome.clone()),
+            shadow: logged.shadow.clone(),
+        })
+    }
 }

@@ -6,6 +6,17 @@
 //! expire after [`IDEMPOTENCY_TTL`], ledgers keep only the cap window, window
 //! counters only the longest window asked for, recent interactions and the
 //! policy history a fixed number of entries, budget days the last eight.
+//!
+//! Feedback state is one small record per decision (its time and, once
+//! reported, the feedback), kept for [`FEEDBACK_HORIZON`] and swept every
+//! few thousand commits; the decision log served by
+//! [`Store::logged_decisions`] is a ring of the last [`DECISION_LOG_KEPT`].
+//!
+//! **Durability.** Built with [`MemoryStore::open`], the store writes every
+//! commit and feedback to a [`Journal`] (one line, before the state changes
+//! and before the call returns) and rebuilds its state from the journal at
+//! start, by applying each entry exactly as the live call did. Built with
+//! [`MemoryStore::new`], it is purely in memory (tests, scratch replays).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
@@ -14,11 +25,14 @@ use parking_lot::Mutex;
 use time::{Date, Duration, OffsetDateTime};
 use uuid::Uuid;
 
+use super::journal::{read_entries, DecisionEntry, Entry, Journal, JournalConfig, JournalError};
 use super::{
-    BodyHash, Commit, CommitOutcome, Spend, Store, StoreError, IDEMPOTENCY_TTL,
-    POLICY_HISTORY_KEPT, RECENT_INTERACTIONS_KEPT,
+    BodyHash, Commit, CommitOutcome, FeedbackOutcome, LoggedDecision, Spend, Store, StoreError,
+    DECISION_LOG_KEPT, FEEDBACK_HORIZON, IDEMPOTENCY_TTL, POLICY_HISTORY_KEPT,
+    RECENT_INTERACTIONS_KEPT,
 };
 use crate::domain::decision::Decision;
+use crate::domain::feedback::Feedback;
 use crate::domain::interaction::InteractionInput;
 use crate::domain::policy::{diff, Policy, PolicyChange};
 use crate::domain::validation::{CustomerId, InteractionId};
@@ -28,6 +42,17 @@ struct Record {
     hash: BodyHash,
     decision_id: Uuid,
     expires: OffsetDateTime,
+}
+
+/// What the store keeps per decision for feedback: 16 bytes plus the
+/// feedback once reported.
+struct Slot {
+    decided_at_ms: i64,
+    feedback: Option<Box<Feedback>>,
+}
+
+fn unix_ms(t: OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos().div_euclid(1_000_000)) as i64
 }
 
 type Bucket = HashMap<Cell, Counts>;
@@ -140,6 +165,10 @@ struct Inner {
     /// Longest per-customer cap window seen; older ledger entries are dropped.
     max_cap_window: Duration,
     commits: u64,
+    /// Decision id → feedback slot, for [`FEEDBACK_HORIZON`].
+    slots: HashMap<Uuid, Slot>,
+    /// The last [`DECISION_LOG_KEPT`] logged decisions, oldest first.
+    log: VecDeque<LoggedDecision>,
 }
 
 /// Every this many commits, ledgers of customers not seen for a whole cap
@@ -169,6 +198,110 @@ impl Inner {
             let since = now - self.max_cap_window;
             self.ledgers
                 .retain(|_, l| l.back().is_some_and(|(at, _)| *at > since));
+            let horizon = unix_ms(now - FEEDBACK_HORIZON);
+            self.slots.retain(|_, s| s.decided_at_ms >= horizon);
+        }
+    }
+
+    /// Records a decision whose outcome (`granted_value`) is already chosen:
+    /// the one place both a live commit and the journal replay change state.
+    fn apply(&mut self, e: DecisionEntry, hash: BodyHash) {
+        let DecisionEntry {
+            at,
+            interaction_id,
+            customer_id,
+            cells,
+            window_hours,
+            granted_value,
+            cap_window_days,
+            input,
+            decision,
+            shadow,
+            ..
+        } = e;
+        if let Some(days) = cap_window_days {
+            self.max_cap_window = self.max_cap_window.max(Duration::days(i64::from(days)));
+        }
+        if let Some(v) = granted_value {
+            self.ledgers
+                .entry(customer_id.clone())
+                .or_default()
+                .push_back((at, v));
+            let e = self.spend.entry(at.date()).or_insert((0.0, 0));
+            e.0 += v;
+            e.1 += 1;
+        } else if self
+            .ledgers
+            .get(&customer_id)
+            .is_some_and(VecDeque::is_empty)
+        {
+            self.ledgers.remove(&customer_id);
+        }
+        self.window.record(at, window_hours, &cells, granted_value);
+        self.recent.push_front((at, input.clone()));
+        self.recent.truncate(RECENT_INTERACTIONS_KEPT);
+        let expires = at + IDEMPOTENCY_TTL;
+        self.idempotency.insert(
+            interaction_id.clone(),
+            Record {
+                hash,
+                decision_id: decision.decision_id,
+                expires,
+            },
+        );
+        self.expiry.push_back((expires, interaction_id));
+        self.slots.insert(
+            decision.decision_id,
+            Slot {
+                decided_at_ms: unix_ms(at),
+                feedback: None,
+            },
+        );
+        self.decisions
+            .insert(decision.decision_id, decision.clone());
+        if self.log.len() >= DECISION_LOG_KEPT {
+            self.log.pop_front();
+        }
+        self.log.push_back(LoggedDecision {
+            input,
+            decision,
+            shadow,
+            feedback: None,
+        });
+    }
+
+    /// Whether `f` may be recorded, and how it relates to what is stored.
+    fn check_feedback(&self, f: &Feedback) -> Result<(), FeedbackOutcome> {
+        let Some(slot) = self.slots.get(&f.decision_id) else {
+            return Err(FeedbackOutcome::UnknownDecision);
+        };
+        if unix_ms(f.received_at)
+            > slot.decided_at_ms + FEEDBACK_HORIZON.whole_milliseconds() as i64
+        {
+            return Err(FeedbackOutcome::UnknownDecision);
+        }
+        match &slot.feedback {
+            Some(stored) if stored.same_report(f) => {
+                Err(FeedbackOutcome::Replayed((**stored).clone()))
+            }
+            Some(stored) => Err(FeedbackOutcome::Conflict((**stored).clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// Records feedback already checked with [`Inner::check_feedback`].
+    fn apply_feedback(&mut self, f: Feedback) {
+        // Feedback follows recent decisions: search the ring from the newest.
+        if let Some(logged) = self
+            .log
+            .iter_mut()
+            .rev()
+            .find(|l| l.decision.decision_id == f.decision_id)
+        {
+            logged.feedback = Some(f.clone());
+        }
+        if let Some(slot) = self.slots.get_mut(&f.decision_id) {
+            slot.feedback = Some(Box::new(f));
         }
     }
 
@@ -179,15 +312,77 @@ impl Inner {
     }
 }
 
-/// In-memory [`Store`].
+/// In-memory [`Store`], optionally journaled to disk.
 #[derive(Default)]
 pub struct MemoryStore {
     inner: Mutex<Inner>,
+    journal: Option<Journal>,
 }
 
 impl MemoryStore {
+    /// A store without a journal: everything is lost when it is dropped.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A durable store: rebuilds the state from the journal in `cfg.dir`
+    /// (decisions and feedback older than their retention are dropped as
+    /// they would have been live, measured against `now`), then journals
+    /// every commit and feedback.
+    pub fn open(cfg: &JournalConfig, now: OffsetDateTime) -> Result<Self, JournalError> {
+        // Opening first takes the directory's lock and cuts a torn last line.
+        let journal = Journal::open(cfg, now)?;
+        let mut inner = Inner::default();
+        let mut bad_hash = 0u64;
+        let stats = read_entries(&cfg.dir, |e| match e {
+            Entry::Decision(d) => {
+                let Some(hash) = hex::decode(&d.body_hash)
+                    .ok()
+                    .and_then(|h| BodyHash::try_from(h.as_slice()).ok())
+                else {
+                    bad_hash += 1;
+                    return;
+                };
+                inner.prune(d.at);
+                inner.apply(*d, hash);
+            }
+            Entry::Feedback(f) => {
+                if inner.check_feedback(&f).is_ok() {
+                    inner.apply_feedback(f);
+                }
+            }
+        })?;
+        if bad_hash > 0 {
+            tracing::warn!(
+                entries = bad_hash,
+                "skipped journal decisions with an unreadable body hash"
+            );
+        }
+        inner.prune(now);
+        let horizon = unix_ms(now - FEEDBACK_HORIZON);
+        inner.slots.retain(|_, s| s.decided_at_ms >= horizon);
+        tracing::info!(
+            dir = %cfg.dir.display(),
+            entries = stats.entries,
+            skipped = stats.skipped,
+            fsync = %cfg.fsync,
+            "journal replayed"
+        );
+        Ok(Self {
+            inner: Mutex::new(inner),
+            journal: Some(journal),
+        })
+    }
+
+    /// Writes `entry` to the journal, if there is one.
+    fn journal(&self, entry: &Entry, at: OffsetDateTime) -> Result<(), StoreError> {
+        match &self.journal {
+            Some(j) => j.append(entry, at).map_err(|e| {
+                tracing::error!(error = %e, "journal write failed: nothing recorded");
+                StoreError::Unavailable(format!("the journal cannot be written: {e}"))
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Number of idempotency records held (for memory tests).
@@ -229,16 +424,19 @@ impl Store for MemoryStore {
             None => (c.granted, None),
             Some(g) => {
                 let cap_window = Duration::days(i64::from(g.caps.window_days));
-                inner.max_cap_window = inner.max_cap_window.max(cap_window);
                 let since = c.now - cap_window;
                 let (spent, _) = inner.spend.get(&day).copied().unwrap_or((0.0, 0));
-                let ledger = inner.ledgers.entry(c.customer_id.clone()).or_default();
-                while ledger.front().is_some_and(|(at, _)| *at <= since) {
-                    ledger.pop_front();
-                }
-                let (count, value) = ledger
-                    .iter()
-                    .fold((0u32, 0.0), |(n, s), (_, v)| (n + 1, s + v));
+                let (count, value) = match inner.ledgers.get_mut(&c.customer_id) {
+                    Some(ledger) => {
+                        while ledger.front().is_some_and(|(at, _)| *at <= since) {
+                            ledger.pop_front();
+                        }
+                        ledger
+                            .iter()
+                            .fold((0u32, 0.0), |(n, s), (_, v)| (n + 1, s + v))
+                    }
+                    None => (0, 0.0),
+                };
                 if count >= g.caps.perks_per_customer
                     || value + g.value > g.caps.max_value_per_customer
                 {
@@ -250,42 +448,52 @@ impl Store for MemoryStore {
                 }
             }
         };
-
-        if let Some(v) = granted_value {
-            inner
-                .ledgers
-                .entry(c.customer_id.clone())
-                .or_default()
-                .push_back((c.now, v));
-            let e = inner.spend.entry(day).or_insert((0.0, 0));
-            e.0 += v;
-            e.1 += 1;
-        } else if inner
-            .ledgers
-            .get(&c.customer_id)
-            .is_some_and(VecDeque::is_empty)
-        {
-            inner.ledgers.remove(&c.customer_id);
-        }
-        inner
-            .window
-            .record(c.now, c.window_hours, &c.cells, granted_value);
-        inner.recent.push_front((c.now, c.input));
-        inner.recent.truncate(RECENT_INTERACTIONS_KEPT);
-        let expires = c.now + IDEMPOTENCY_TTL;
-        inner.idempotency.insert(
-            c.interaction_id.clone(),
-            Record {
-                hash: c.body_hash,
-                decision_id: decision.decision_id,
-                expires,
-            },
-        );
-        inner.expiry.push_back((expires, c.interaction_id));
-        inner
-            .decisions
-            .insert(decision.decision_id, decision.clone());
+        let entry = Entry::Decision(Box::new(DecisionEntry {
+            at: c.now,
+            interaction_id: c.interaction_id,
+            customer_id: c.customer_id,
+            body_hash: hex::encode(c.body_hash),
+            cells: c.cells,
+            window_hours: c.window_hours,
+            granted_value,
+            cap_window_days: c.grant.as_ref().map(|g| g.caps.window_days),
+            input: c.input,
+            decision: decision.clone(),
+            shadow: c.shadow,
+        }));
+        // Journal first: if the line cannot be written, nothing changes.
+        self.journal(&entry, c.now)?;
+        let Entry::Decision(e) = entry else {
+            unreachable!("built above")
+        };
+        inner.apply(*e, c.body_hash);
         Ok(CommitOutcome::Recorded(decision))
+    }
+
+    async fn record_feedback(&self, feedback: &Feedback) -> Result<FeedbackOutcome, StoreError> {
+        let mut inner = self.inner.lock();
+        if let Err(outcome) = inner.check_feedback(feedback) {
+            return Ok(outcome);
+        }
+        let entry = Entry::Feedback(feedback.clone());
+        self.journal(&entry, feedback.received_at)?;
+        inner.apply_feedback(feedback.clone());
+        Ok(FeedbackOutcome::Recorded)
+    }
+
+    async fn logged_decisions(
+        &self,
+        since: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<LoggedDecision>, StoreError> {
+        let inner = self.inner.lock();
+        Ok(inner
+            .log
+            .iter()
+            .filter(|l| l.decision.decided_at >= since)
+            .take(limit)
+            .cloned()
+            .collect())
     }
 
     async fn window_stats(

@@ -10,6 +10,7 @@
 //! returns it. That is what makes "never a second grant" and "never
 //! overspent" hold under concurrency and across replicas.
 
+pub mod journal;
 pub mod memory;
 pub mod redis;
 
@@ -121,8 +122,9 @@ pub enum CommitOutcome {
 pub enum FeedbackOutcome {
     /// First report for this decision: recorded.
     Recorded,
-    /// The same report was recorded before: nothing changed.
-    Replayed,
+    /// The same report was recorded before: nothing changed. The stored
+    /// report (with its original `received_at`).
+    Replayed(Feedback),
     /// Another report was recorded before for this decision (kept, unchanged).
     Conflict(Feedback),
     /// No decision with this id is known (never made, or expired).
@@ -205,26 +207,22 @@ pub trait Store: Send + Sync {
 
     /// Records the outcome of a decision, once: a retry with the same report
     /// is [`FeedbackOutcome::Replayed`], a different report for a decision
-    /// that already has one is [`FeedbackOutcome::Conflict`].
-    async fn record_feedback(&self, feedback: &Feedback) -> Result<FeedbackOutcome, StoreError> {
-        let _ = feedback;
-        Err(StoreError::Unavailable(
-            "feedback is not implemented by this store".into(),
-        ))
-    }
+    /// that already has one is [`FeedbackOutcome::Conflict`]. A decision
+    /// accepts feedback for [`FEEDBACK_HORIZON`] after it was made (measured
+    /// with `feedback.received_at`); after that, or for an id never decided,
+    /// the answer is [`FeedbackOutcome::UnknownDecision`].
+    async fn record_feedback(&self, feedback: &Feedback) -> Result<FeedbackOutcome, StoreError>;
 
-    /// The decision log from `since` (oldest first), at most `limit` entries,
-    /// each joined with its feedback if any arrived.
+    /// The decision log from `since` (decision time, inclusive; oldest
+    /// first), at most `limit` entries, each joined with its feedback if any
+    /// arrived. Stores keep a bounded recent part of the log here (see
+    /// [`DECISION_LOG_KEPT`]); the full log is the embedded journal or the
+    /// Redis streams, read by `fairtreat export`.
     async fn logged_decisions(
         &self,
         since: OffsetDateTime,
         limit: usize,
-    ) -> Result<Vec<LoggedDecision>, StoreError> {
-        let _ = (since, limit);
-        Err(StoreError::Unavailable(
-            "the decision log is not implemented by this store".into(),
-        ))
-    }
+    ) -> Result<Vec<LoggedDecision>, StoreError>;
 
     /// Whether the store is usable right now (for `/readyz`).
     async fn ping(&self) -> Result<(), StoreError>;
@@ -241,3 +239,14 @@ pub const POLICY_HISTORY_KEPT: usize = 1000;
 
 /// How long idempotency records are kept (Stripe keeps keys at least 24 h).
 pub const IDEMPOTENCY_TTL: time::Duration = time::Duration::hours(48);
+
+/// How long after a decision its outcome may be reported. A week covers the
+/// follow-ups a CRM tracks (a reply, the next purchase); later reports are
+/// refused as for an unknown decision (404), so per-decision state stays
+/// bounded.
+pub const FEEDBACK_HORIZON: time::Duration = time::Duration::days(7);
+
+/// How many recent logged decisions a store serves from
+/// [`Store::logged_decisions`]: the in-memory store keeps this many in a
+/// ring, Redis this many per shard in its decision-log stream.
+pub const DECISION_LOG_KEPT: usize = 10_000;

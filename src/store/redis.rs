@@ -108,10 +108,22 @@
 //! | `P:{s<k>}:grants:D` | list | the grant log: one JSON entry per grant | 35 days |
 //! | `P:{s<k>}:w:B` | hash | `d\|cell`, `p\|cell`, `v\|cell` counters | until the bucket leaves the window + 1 h |
 //! | `P:{s<k>}:recent` | list | recent interactions, newest first, capped | the window |
+//! | `P:{s<k>}:fb:<decision id>` | hash | `t` decision time (ms), `f` feedback JSON once reported | feedback horizon (7 days) + 1 day |
+//! | `P:{s<k>}:log` | stream | the decision log: `t` time (ms), `d` request + answer + shadow JSON | `MAXLEN ~ 10000`; 30 days after the last write |
+//! | `P:{s<k>}:fblog` | stream | the feedback log: `f` feedback JSON | `MAXLEN ~ 10000`; 30 days after the last write |
 //! | `P:{meta}:pool:D` | hash | `rem`, `total`, `ver`: the day's unleased budget | 8 days |
 //! | `P:{meta}:policy` | hash | `version`, `doc` | none (the configuration) |
 //! | `P:{meta}:policy:log` | list | audit log, newest first, 1000 entries | none (bounded by length) |
 //! | `P:{meta}:layout` | string | prefix and shard count | none (a few bytes) |
+//!
+//! **Feedback.** A commit writes the decision's feedback record and its
+//! decision-log entry in the same script, in the customer's shard.
+//! Feedback names only the decision id, so the store first finds the shard
+//! holding `fb:<id>` (one `EXISTS` per shard, in parallel), then
+//! `lua/feedback.lua` checks the record exists and is within the horizon,
+//! sets `f` only if absent (once-only) and appends to the shard's feedback
+//! stream, atomically. The streams are what `fairtreat export` reads:
+//! export them before they are trimmed.
 //!
 //! Ids in keys are validated (`[A-Za-z0-9_.-]{1,128}` or a UUID), so they
 //! contain no `{`, `}` or `:`.
@@ -142,10 +154,12 @@ use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
 use super::{
-    Commit, CommitOutcome, Spend, Store, StoreError, IDEMPOTENCY_TTL, POLICY_HISTORY_KEPT,
+    Commit, CommitOutcome, FeedbackOutcome, LoggedDecision, ShadowChoice, Spend, Store, StoreError,
+    DECISION_LOG_KEPT, FEEDBACK_HORIZON, IDEMPOTENCY_TTL, POLICY_HISTORY_KEPT,
     RECENT_INTERACTIONS_KEPT,
 };
 use crate::domain::decision::Decision;
+use crate::domain::feedback::Feedback;
 use crate::domain::interaction::InteractionInput;
 use crate::domain::policy::{diff, Policy, PolicyChange};
 use crate::domain::validation::{CustomerId, InteractionId};
@@ -160,6 +174,7 @@ static READ_HASHES: LazyLock<Script> =
 static REPLACE_POLICY: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/replace_policy.lua")));
 static LAYOUT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/layout.lua")));
+static FEEDBACK: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/feedback.lua")));
 
 /// Version of the key layout, recorded in the layout marker.
 const LAYOUT_VERSION: &str = "fairtreat-redis-1";
@@ -168,6 +183,14 @@ const SPEND_TTL: Duration = Duration::from_secs(8 * 86_400);
 /// Retention of the grant log in Redis: export it to the system of record
 /// before then.
 pub const GRANT_LOG_TTL: Duration = Duration::from_secs(35 * 86_400);
+/// Retention of the decision and feedback streams after their last write
+/// (they are also bounded by length).
+pub const DECISION_LOG_TTL: Duration = Duration::from_secs(30 * 86_400);
+/// Upper bound on reading the whole decision log (export), which may be
+/// many round trips.
+const LOG_READ_LIMIT: Duration = Duration::from_secs(60);
+/// Stream entries read per `XRANGE` call.
+const LOG_PAGE: usize = 1000;
 /// Rounds of commit → reserve → commit before a commit settles for a refusal.
 const COMMIT_ROUNDS: usize = 3;
 /// A stale window snapshot is still served for this long while a refresh
@@ -368,6 +391,15 @@ impl Keys {
     fn recent(&self, k: u16) -> String {
         self.shard(k, "recent")
     }
+    fn feedback(&self, k: u16, id: Uuid) -> String {
+        self.shard(k, &format!("fb:{id}"))
+    }
+    fn log(&self, k: u16) -> String {
+        self.shard(k, "log")
+    }
+    fn feedback_log(&self, k: u16) -> String {
+        self.shard(k, "fblog")
+    }
     fn meta(&self, rest: &str) -> String {
         format!("{}:{{meta}}:{rest}", self.prefix)
     }
@@ -418,6 +450,15 @@ struct RecentEntry {
     #[serde(with = "time::serde::rfc3339")]
     at: OffsetDateTime,
     input: InteractionInput,
+}
+
+/// The start of a decision-log entry; the commit script appends the chosen
+/// answer, making a [`LoggedDecision`] without feedback.
+#[derive(Serialize)]
+struct LogHead<'a> {
+    input: &'a InteractionInput,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    shadow: Option<&'a ShadowChoice>,
 }
 
 /// One line of the grant log.
@@ -874,6 +915,7 @@ impl Inner {
             &*RETURN_TO_POOL,
             &*READ_HASHES,
             &*REPLACE_POLICY,
+            &*FEEDBACK,
         ] {
             let r = match &self.conn {
                 Connection::Single(m) => script.load_async(&mut m.clone()).await,
@@ -925,7 +967,11 @@ impl Inner {
             .arg(&p.grant_entry)
             .arg(&p.answers[0])
             .arg(&p.answers[1])
-            .arg(&p.answers[2]);
+            .arg(&p.answers[2])
+            .arg(ms(FEEDBACK_HORIZON.unsigned_abs()) + 86_400_000)
+            .arg(&p.log_head)
+            .arg(DECISION_LOG_KEPT)
+            .arg(ms(DECISION_LOG_TTL));
         for c in &p.cells {
             inv.arg(c);
         }
@@ -1063,6 +1109,74 @@ impl Inner {
         ))
     }
 
+    /// Every entry of a stream, oldest first, as (field, value) pairs, read
+    /// in pages so no single reply is huge.
+    async fn read_stream(&self, key: String) -> Result<Vec<Vec<(String, String)>>, StoreError> {
+        let mut out = Vec::new();
+        let mut start = "-".to_string();
+        loop {
+            let cmd = redis::cmd("XRANGE")
+                .arg(&key)
+                .arg(&start)
+                .arg("+")
+                .arg("COUNT")
+                .arg(LOG_PAGE)
+                .to_owned();
+            let page = array(self.query::<Value>(&cmd).await?)?;
+            let n = page.len();
+            for entry in page {
+                let mut parts = array(entry)?.into_iter();
+                let (Some(id), Some(fields)) = (parts.next(), parts.next()) else {
+                    return Err(StoreError::Corrupt(format!("stream entry of {key}")));
+                };
+                let id = text(&id).ok_or_else(|| StoreError::Corrupt("stream id".into()))?;
+                let flat = array(fields)?;
+                let pairs = flat
+                    .chunks(2)
+                    .filter_map(|p| Some((text(p.first()?)?, text(p.get(1)?)?)))
+                    .collect();
+                out.push(pairs);
+                start = format!("({id}");
+            }
+            if n < LOG_PAGE {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// The decision log of one shard since `since_ms`, and its feedback.
+    async fn shard_log(
+        &self,
+        k: u16,
+        since_ms: i64,
+    ) -> Result<(Vec<LoggedDecision>, Vec<Feedback>), StoreError> {
+        let field = |entry: &[(String, String)], name: &str| {
+            entry
+                .iter()
+                .find(|(f, _)| f == name)
+                .map(|(_, v)| v.clone())
+        };
+        let mut log = Vec::new();
+        for entry in self.read_stream(self.keys.log(k)).await? {
+            let t: i64 = field(&entry, "t")
+                .and_then(|t| t.parse().ok())
+                .ok_or_else(|| StoreError::Corrupt("decision log entry time".into()))?;
+            if t < since_ms {
+                continue;
+            }
+            let d = field(&entry, "d")
+                .ok_or_else(|| StoreError::Corrupt("decision log entry".into()))?;
+            log.push(serde_json::from_str(&d).map_err(|e| corrupt("decision log entry", e))?);
+        }
+        let mut feedback = Vec::new();
+        for entry in self.read_stream(self.keys.feedback_log(k)).await? {
+            let f = field(&entry, "f")
+                .ok_or_else(|| StoreError::Corrupt("feedback log entry".into()))?;
+            feedback.push(serde_json::from_str(&f).map_err(|e| corrupt("feedback log entry", e))?);
+        }
+        Ok((log, feedback))
+    }
+
     /// Reads hour buckets of every shard and merges them per bucket.
     async fn read_buckets(&self, buckets: &[i64]) -> Result<HashMap<i64, Bucket>, StoreError> {
         let mut calls = Vec::new();
@@ -1156,7 +1270,7 @@ impl Inner {
 
 /// Everything a commit sends, built once for all its rounds.
 struct Prepared {
-    keys: [String; 7],
+    keys: [String; 9],
     hash: String,
     now_ms: i64,
     value: i64,
@@ -1175,6 +1289,8 @@ struct Prepared {
     idem_ref: String,
     grant_entry: String,
     answers: [String; 3],
+    /// The decision-log entry up to the answer (see `lua/commit.lua`).
+    log_head: String,
     cells: Vec<String>,
 }
 
@@ -1214,6 +1330,13 @@ impl Prepared {
             .map_err(|e| corrupt("grant entry", e))?,
             None => String::new(),
         };
+        let head = serde_json::to_string(&LogHead {
+            input: &c.input,
+            shadow: c.shadow.as_ref(),
+        })
+        .map_err(|e| corrupt("decision log entry", e))?;
+        // `{"input":…}` becomes `{"input":…,"decision":` + answer + `}`.
+        let log_head = format!("{},\"decision\":", head.strip_suffix('}').unwrap_or(&head));
         let cells = c
             .cells
             .iter()
@@ -1228,6 +1351,8 @@ impl Prepared {
                 keys.grants(shard, day),
                 keys.window(shard, bucket),
                 keys.recent(shard),
+                keys.feedback(shard, c.granted.decision_id),
+                keys.log(shard),
             ],
             hash: hex::encode(c.body_hash),
             now_ms,
@@ -1250,6 +1375,7 @@ impl Prepared {
                 json(&c.refused_by_cap)?,
                 json(&c.refused_by_budget)?,
             ],
+            log_head,
             cells,
         })
     }
@@ -1630,6 +1756,112 @@ impl Store for RedisStore {
         .await
     }
 
+    async fn record_feedback(&self, feedback: &Feedback) -> Result<FeedbackOutcome, StoreError> {
+        let inner = self.inner.clone();
+        inner.check_breaker()?;
+        let feedback = feedback.clone();
+        let json = serde_json::to_string(&feedback).map_err(|e| corrupt("feedback", e))?;
+        self.bounded(async move {
+            inner.gate().await?;
+            let id = feedback.decision_id;
+            // The decision's shard is its customer's, which feedback does not
+            // name: the shard holding the feedback record is the one.
+            let lookups = (0..inner.keys.shards).map(|k| {
+                let cmd = redis::cmd("EXISTS")
+                    .arg(inner.keys.feedback(k, id))
+                    .to_owned();
+                let inner = &inner;
+                async move { inner.query::<i64>(&cmd).await.map(|n| (k, n)) }
+            });
+            let mut shard = None;
+            for r in join_all(lookups).await {
+                let (k, n) = r?;
+                if n > 0 {
+                    shard = Some(k);
+                }
+            }
+            let Some(k) = shard else {
+                return Ok(FeedbackOutcome::UnknownDecision);
+            };
+            let mut inv = FEEDBACK.prepare_invoke();
+            inv.key(inner.keys.feedback(k, id))
+                .key(inner.keys.feedback_log(k))
+                .arg(unix_ms(feedback.received_at))
+                .arg(ms(FEEDBACK_HORIZON.unsigned_abs()))
+                .arg(&json)
+                .arg(DECISION_LOG_KEPT)
+                .arg(ms(DECISION_LOG_TTL));
+            let reply = array(inner.invoke(&inv).await?)?;
+            match (
+                reply.first().and_then(text).as_deref(),
+                reply.get(1).and_then(text),
+            ) {
+                (Some("unknown"), _) => Ok(FeedbackOutcome::UnknownDecision),
+                (Some("rec"), _) => Ok(FeedbackOutcome::Recorded),
+                (Some("exists"), Some(j)) => {
+                    let stored: Feedback =
+                        serde_json::from_str(&j).map_err(|e| corrupt("stored feedback", e))?;
+                    Ok(if stored.same_report(&feedback) {
+                        FeedbackOutcome::Replayed(stored)
+                    } else {
+                        FeedbackOutcome::Conflict(stored)
+                    })
+                }
+                _ => Err(StoreError::Corrupt(format!(
+                    "unexpected feedback reply {reply:?}"
+                ))),
+            }
+        })
+        .await
+    }
+
+    async fn logged_decisions(
+        &self,
+        since: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<LoggedDecision>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let inner = self.inner.clone();
+        inner.check_breaker()?;
+        let since_ms = unix_ms(since);
+        let read = async move {
+            inner.gate().await?;
+            let reads = (0..inner.keys.shards).map(|k| inner.shard_log(k, since_ms));
+            let mut log = Vec::new();
+            let mut feedback: HashMap<Uuid, Feedback> = HashMap::new();
+            for r in join_all(reads).await {
+                let (l, f) = r?;
+                log.extend(l);
+                for f in f {
+                    // Recorded once per decision; the first is the one kept.
+                    feedback.entry(f.decision_id).or_insert(f);
+                }
+            }
+            let mut log: Vec<LoggedDecision> = log
+                .into_iter()
+                .filter(|l: &LoggedDecision| l.decision.decided_at >= since)
+                .map(|mut l| {
+                    l.feedback = feedback.remove(&l.decision.decision_id);
+                    l
+                })
+                .collect();
+            log.sort_by_key(|l| l.decision.decided_at);
+            log.truncate(limit);
+            Ok(log)
+        };
+        // The whole log is many round trips: a longer bound than one call.
+        tokio::time::timeout(LOG_READ_LIMIT, read)
+            .await
+            .unwrap_or_else(|_| {
+                Err(StoreError::Unavailable(format!(
+                    "the decision log was not read within {} s",
+                    LOG_READ_LIMIT.as_secs()
+                )))
+            })
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         let inner = self.inner.clone();
         inner.check_breaker()?;
@@ -1711,6 +1943,9 @@ mod tests {
             keys.grants(k, day),
             keys.window(k, -3),
             keys.recent(k),
+            keys.feedback(k, Uuid::nil()),
+            keys.log(k),
+            keys.feedback_log(k),
         ];
         let tag = format!("{{s{k}}}");
         for key in &all {

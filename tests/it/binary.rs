@@ -39,6 +39,9 @@ fn command(args: &[&str], envs: &[(&str, &str)]) -> Command {
         .env_remove("FAIRTREAT_MODELS")
         .env("RUST_LOG_FORMAT", "json")
         .env("RUST_LOG", "info")
+        // Tests run side by side in the repository: no shared ./var journal
+        // (the restart test turns it back on with its own directory).
+        .env("FAIRTREAT_NO_JOURNAL", "1")
         .envs(envs.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
@@ -204,5 +207,141 @@ fn an_invalid_policy_file_is_refused_naming_each_bad_field() {
         err.contains("fairness.min_parity_ratio") && err.contains("budget.daily"),
         "{err}"
     );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Decides `n` interactions and reports alternating rewards; returns the decisions.
+async fn decide_and_report(addr: &str, n: usize) -> Vec<Value> {
+    let client = reqwest::Client::new();
+    let mut out = Vec::new();
+    for k in 0..n {
+        let d: Value = client
+            .post(format!("http://{addr}/v1/decisions"))
+            .json(&crate::helpers::interaction_for(500 + k))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let resp = client
+            .post(format!("http://{addr}/v1/feedback"))
+            .json(&serde_json::json!({"decision_id": d["decision_id"], "reward": (k % 2) as f64}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 201);
+        out.push(d);
+    }
+    out
+}
+
+#[actix_web::test]
+async fn after_kill_9_a_restart_replays_decisions_and_feedback_from_the_journal_and_export_trains()
+{
+    let dir = std::env::temp_dir().join(format!("fairtreat-restart-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let data = dir.join("data");
+    let data_arg = data.to_str().unwrap().to_string();
+    let args = ["serve", "--bind", "127.0.0.1:0", "--data-dir", &data_arg];
+    let journal_on = [("FAIRTREAT_NO_JOURNAL", "false")];
+    let mut run = start(&args, &journal_on);
+    let decided = decide_and_report(&run.addr, 8).await;
+    // kill -9: no shutdown hook runs; the default fsync policy (interval)
+    // loses nothing to a process crash.
+    run.child.kill().unwrap();
+    run.child.wait().unwrap();
+    drop(run);
+
+    let run = start(&args, &journal_on);
+    let client = reqwest::Client::new();
+    let again: Value = client
+        .post(format!("http://{}/v1/decisions", run.addr))
+        .json(&crate::helpers::interaction_for(503))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        again, decided[3],
+        "the same interaction returns the same decision"
+    );
+    let feedback = |reward: f64| {
+        client
+            .post(format!("http://{}/v1/feedback", run.addr))
+            .json(&serde_json::json!({"decision_id": decided[3]["decision_id"], "reward": reward}))
+            .send()
+    };
+    assert_eq!(
+        feedback(1.0).await.unwrap().status().as_u16(),
+        200,
+        "identical retry"
+    );
+    let conflict = feedback(0.0).await.unwrap();
+    assert_eq!(conflict.status().as_u16(), 409);
+    let body: Value = conflict.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "feedback_conflict");
+    drop(run);
+
+    let export = dir.join("export.jsonl");
+    let out = command(
+        &[
+            "export",
+            "--data-dir",
+            &data_arg,
+            "--out",
+            export.to_str().unwrap(),
+        ],
+        &[],
+    )
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let records: Vec<fairtreat::sim::logs::LogRecord> = std::fs::read_to_string(&export)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), decided.len(), "every decision had feedback");
+    for (r, d) in records.iter().zip(&decided) {
+        assert_eq!(
+            r.decision_id.to_string(),
+            d["decision_id"].as_str().unwrap()
+        );
+        assert_eq!(r.action, d["action"].as_str().unwrap());
+    }
+    assert_eq!(records[3].reward, 1.0);
+
+    // The export is training data as it stands.
+    let models = dir.join("models");
+    let out = command(
+        &[
+            "train",
+            "outcome",
+            "--logs",
+            export.to_str().unwrap(),
+            "--out",
+            models.to_str().unwrap(),
+            "--version",
+            "from-export",
+            "--eval-n",
+            "200",
+        ],
+        &[],
+    )
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(models.join("from-export").join("model.json").exists());
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -3,11 +3,13 @@
 
 use std::sync::OnceLock;
 
-use fairtreat::domain::decide::{gesture_choice, plan, valued_candidates, Inputs, Stamp};
-use fairtreat::domain::decision::{ConstraintName, Decision};
+use fairtreat::domain::decide::{
+    gesture_choice, gesture_steps, plan, valued_candidates, Inputs, Stamp,
+};
+use fairtreat::domain::decision::{ConstraintName, Decision, Delivery};
 use fairtreat::domain::interaction::{Interaction, InteractionInput};
 use fairtreat::domain::outcome::RulesOutcome;
-use fairtreat::domain::policy::Policy;
+use fairtreat::domain::policy::{Policy, NO_ACTION};
 use fairtreat::domain::sentiment::VaderScorer;
 use fairtreat::domain::window::{Cell, Counts, SeverityBand, WindowStats};
 use proptest::prelude::*;
@@ -216,6 +218,55 @@ proptest! {
         let best_action = cands.iter().find(|x| x.gesture == unconstrained).map(|x| x.spec.id.clone()).unwrap_or_default();
         if d.action != best_action && chosen == unconstrained {
             prop_assert!(d.explored || !d.constraints.is_empty(), "{} instead of {} unexplained", d.action, best_action);
+        }
+        prop_assert!(d.all_numbers_finite());
+    }
+
+    /// With opt-in gesture exploration (the properties above run with it
+    /// off, the default): an explored gesture is one step from the
+    /// consistent one, bounded like any gesture, delivered privately, never
+    /// for spam; the published probabilities are a distribution and the
+    /// propensity is the chosen action's entry.
+    #[test]
+    fn an_explored_gesture_stays_one_step_from_the_consistent_gesture_and_within_bounds(
+        c in case(), w in window(), draws in (0.0f64..1.0, 0.0f64..1.0), rate in 0.01f64..=0.2,
+    ) {
+        let mut policy = Policy::bundled();
+        policy.exploration.gesture_epsilon = rate;
+        let i = interaction(&c);
+        let inputs = Inputs { interaction: &i, policy: &policy, sentiment: vader(), outcome: &RulesOutcome, window: &w, draws };
+        let p = plan(&inputs);
+        let total: f64 = p.primary.probabilities.iter().map(|(_, x)| x).sum();
+        prop_assert!((total - 1.0).abs() < 1e-9, "{:?}", p.primary.probabilities);
+        let entry = p.primary.probabilities.iter().find(|(a, _)| *a == p.primary.action).map(|(_, x)| *x);
+        prop_assert_eq!(entry, Some(p.primary.propensity));
+        let stamp = Stamp {
+            decision_id: Uuid::nil(),
+            interaction_id: "p-1".into(),
+            model_version: "m".into(),
+            policy_version: policy.version,
+            decided_at: datetime!(2026-11-20 12:00 UTC),
+        };
+        let d = p.render(&policy, &stamp, None);
+        if d.action == NO_ACTION {
+            prop_assert!(!p.primary.gesture_explored);
+        }
+        if p.primary.gesture_explored {
+            prop_assert!(d.explored);
+            let (_, canon) = valued_candidates(&inputs, false, 0);
+            let steps = gesture_steps(&canon, gesture_choice(&canon));
+            prop_assert!(steps.contains(&p.primary.gesture), "{:?} not in {:?}", p.primary.gesture, steps);
+        }
+        if let Some(g) = &d.gesture {
+            prop_assert_eq!(g.delivery, Delivery::Private);
+            let spec = policy.action(&d.action).unwrap().gesture.clone().unwrap();
+            prop_assert!(g.value <= spec.max);
+            if let Some(order) = c.order {
+                prop_assert!(g.value <= (policy.scoring.max_order_multiple * order).round() + 1e-9);
+            }
+            if c.public {
+                prop_assert!(!d.response.message.chars().any(|ch| ch.is_ascii_digit()));
+            }
         }
         prop_assert!(d.all_numbers_finite());
     }

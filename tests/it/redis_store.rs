@@ -4,9 +4,10 @@
 
 use std::sync::Arc;
 
+use fairtreat::domain::feedback::Feedback;
 use fairtreat::domain::policy::Policy;
 use fairtreat::store::redis::RedisStore;
-use fairtreat::store::{CommitOutcome, Store, StoreError};
+use fairtreat::store::{CommitOutcome, FeedbackOutcome, Store, StoreError};
 use time::Duration;
 
 use crate::redis_harness::{self as h, RedisServer};
@@ -28,7 +29,20 @@ async fn some_traffic(store: &RedisStore) {
             (n % 3 != 0).then_some(20.0),
         );
         op.daily = 300.0;
-        store.commit(op.commit()).await.expect("commit");
+        let outcome = store.commit(op.commit()).await.expect("commit");
+        // Some feedback too, so the feedback records and stream exist.
+        if let (CommitOutcome::Recorded(d), true) = (&outcome, n % 4 == 0) {
+            let f = Feedback {
+                decision_id: d.decision_id,
+                reward: 1.0,
+                outcome: Default::default(),
+                received_at: op.at,
+            };
+            assert_eq!(
+                store.record_feedback(&f).await.unwrap(),
+                FeedbackOutcome::Recorded
+            );
+        }
     }
 }
 
@@ -45,6 +59,12 @@ fn assert_ttls(keys: &[(String, i64)]) {
     );
     for (k, ttl) in keys {
         assert!(*ttl != -2, "{k} vanished");
+        if k.contains(":fb:") {
+            assert!(
+                *ttl > 7 * 86_400_000,
+                "{k}: feedback accepted for 7 days, got {ttl} ms"
+            );
+        }
         if k.contains(":idem:") {
             assert!(
                 *ttl > 47 * 3_600_000,
@@ -69,7 +89,73 @@ async fn every_key_but_the_configuration_carries_a_ttl_and_starts_with_the_prefi
         })
         .collect();
     assert!(keys.iter().all(|(k, _)| k.starts_with("ft:")), "{keys:?}");
+    for kind in [":fb:", "}:log", "}:fblog"] {
+        assert!(keys.iter().any(|(k, _)| k.contains(kind)), "no {kind} key");
+    }
     assert_ttls(&keys);
+}
+
+#[tokio::test]
+async fn fairtreat_export_reads_the_redis_decision_log_joined_with_feedback() {
+    let server = RedisServer::start();
+    let store = h::test_store(&server.url(), "ex");
+    store.seed_policy(&Policy::bundled(), T0).await.unwrap();
+    some_traffic(&store).await;
+    let dir = std::env::temp_dir().join(format!("fairtreat-redis-export-{}", h::unique("x")));
+    std::fs::create_dir_all(&dir).unwrap();
+    let export = |args: &[&str], file: &str| {
+        let path = dir.join(file);
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_fairtreat"))
+            .args([
+                "export",
+                "--redis-prefix",
+                "ex",
+                "--out",
+                path.to_str().unwrap(),
+            ])
+            .args(args)
+            .env("REDIS_URL", server.url())
+            .env_remove("FAIRTREAT_POLICY")
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::read_to_string(path).unwrap()
+    };
+    // some_traffic reports feedback for every fourth of its 40 decisions.
+    let jsonl = export(&[], "all.jsonl");
+    let records: Vec<fairtreat::sim::logs::LogRecord> = jsonl
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 10, "{jsonl}");
+    assert!(records.iter().all(|r| r.reward == 1.0));
+    let ids: Vec<&str> = records
+        .iter()
+        .map(|r| r.interaction.interaction_id.as_str())
+        .collect();
+    assert_eq!(ids[..3], ["i-0", "i-4", "i-8"], "oldest first");
+    let csv = export(&["--format", "csv", "--include-pending"], "all.csv");
+    assert_eq!(csv.lines().count(), 41, "a header and every decision");
+    // i-n was decided at T0 + 7n minutes: [T0 + 28 min, T0 + 56 min) holds i-4..i-7.
+    let window = export(
+        &[
+            "--format",
+            "csv",
+            "--include-pending",
+            "--since",
+            "2026-11-20T12:28:00Z",
+            "--until",
+            "2026-11-20T12:56:00Z",
+        ],
+        "window.csv",
+    );
+    assert_eq!(window.lines().count(), 5, "{window}");
+    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[tokio::test]

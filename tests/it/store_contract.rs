@@ -12,12 +12,16 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use fairtreat::domain::decision::Decision;
+use fairtreat::domain::feedback::{Feedback, OutcomeDetails};
 use fairtreat::domain::interaction::InteractionInput;
 use fairtreat::domain::policy::{Caps, Policy, PolicyChange};
 use fairtreat::domain::validation::{CustomerId, InteractionId};
 use fairtreat::domain::window::{bucket_of, Cell, Counts, SeverityBand, WindowStats};
 use fairtreat::store::memory::MemoryStore;
-use fairtreat::store::{body_hash, Commit, CommitOutcome, GrantRequest, Store, IDEMPOTENCY_TTL};
+use fairtreat::store::{
+    body_hash, ActionProbability, Commit, CommitOutcome, FeedbackOutcome, GrantRequest,
+    ShadowChoice, Store, FEEDBACK_HORIZON, IDEMPOTENCY_TTL,
+};
 use serde_json::json;
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
@@ -813,6 +817,175 @@ pub fn random_operation_sequences_agree_with_the_reference_model(kind: &'static 
         .unwrap();
 }
 
+// ---------------------------------------------------------------------------
+// Feedback and the decision log
+
+fn feedback(id: Uuid, reward: f64, at: OffsetDateTime) -> Feedback {
+    Feedback {
+        decision_id: id,
+        reward,
+        outcome: OutcomeDetails {
+            replied: Some(true),
+            sentiment_after: Some(0.25),
+            ..OutcomeDetails::default()
+        },
+        received_at: at,
+    }
+}
+
+async fn recorded(s: &Subject, op: &Op) -> Decision {
+    match run(s, op).await {
+        CommitOutcome::Recorded(d) => d,
+        other => panic!("expected a recorded decision, got {other:?}"),
+    }
+}
+
+pub async fn feedback_is_recorded_once_an_identical_retry_replays_and_another_report_conflicts(
+    s: Subject,
+) {
+    let d = recorded(&s, &Op::new("f-1", "c-1", T0, Some(5.0))).await;
+    let first = feedback(d.decision_id, 0.75, T0 + Duration::hours(2));
+    assert_eq!(
+        s.store.record_feedback(&first).await.unwrap(),
+        FeedbackOutcome::Recorded
+    );
+    // A retry received later is the same report: the stored one comes back.
+    let retry = feedback(d.decision_id, 0.75, T0 + Duration::hours(3));
+    assert_eq!(
+        s.store.record_feedback(&retry).await.unwrap(),
+        FeedbackOutcome::Replayed(first.clone())
+    );
+    let other = feedback(d.decision_id, 0.0, T0 + Duration::hours(3));
+    assert_eq!(
+        s.store.record_feedback(&other).await.unwrap(),
+        FeedbackOutcome::Conflict(first.clone())
+    );
+    assert_eq!(
+        s.store
+            .record_feedback(&feedback(Uuid::new_v4(), 0.5, T0))
+            .await
+            .unwrap(),
+        FeedbackOutcome::UnknownDecision
+    );
+    let log = s.store.logged_decisions(T0, 10).await.unwrap();
+    assert_eq!(log.len(), 1);
+    assert_eq!(
+        log[0].feedback.as_ref(),
+        Some(&first),
+        "the first report is kept"
+    );
+}
+
+pub async fn the_decision_log_joins_each_decision_with_its_feedback_oldest_first(s: Subject) {
+    let mut decisions = Vec::new();
+    for n in 0..3i64 {
+        let mut op = Op::new(
+            &format!("l-{n}"),
+            &format!("c-{n}"),
+            T0 + Duration::minutes(n),
+            Some(10.0),
+        );
+        if n == 1 {
+            // Refused by the cap: the log holds the answer actually given.
+            op.caps = caps(0, 30, 100.0);
+        }
+        let mut c = op.commit();
+        if n == 2 {
+            c.shadow = Some(ShadowChoice {
+                model_version: "shadow-1".into(),
+                action: "apologise_private".into(),
+                gesture: None,
+                propensity: 0.9,
+                probabilities: vec![ActionProbability {
+                    action: "apologise_private".into(),
+                    probability: 0.9,
+                }],
+            });
+        }
+        let shadow = c.shadow.clone();
+        match s.store.commit(c).await.unwrap() {
+            CommitOutcome::Recorded(d) => decisions.push((d, shadow)),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(
+        seen(&CommitOutcome::Recorded(decisions[1].0.clone())),
+        Seen::RefusedByCap
+    );
+    let f = feedback(decisions[1].0.decision_id, 1.0, T0 + Duration::hours(1));
+    s.store.record_feedback(&f).await.unwrap();
+    // A replay and a mismatch add nothing to the log.
+    run(
+        &s,
+        &Op::new("l-0", "c-0", T0 + Duration::minutes(5), Some(10.0)),
+    )
+    .await;
+    let mut mismatch = Op::new("l-0", "c-0", T0 + Duration::minutes(5), Some(10.0));
+    mismatch.text = "another body".into();
+    assert_eq!(run(&s, &mismatch).await, CommitOutcome::Mismatch);
+
+    let log = s.store.logged_decisions(T0, 10).await.unwrap();
+    assert_eq!(log.len(), 3);
+    for (logged, (d, shadow)) in log.iter().zip(&decisions) {
+        assert_eq!(&logged.decision, d);
+        assert_eq!(&logged.shadow, shadow);
+        assert_eq!(logged.input.interaction_id, d.interaction_id);
+    }
+    assert_eq!(log[0].feedback, None);
+    assert_eq!(log[1].feedback.as_ref(), Some(&f));
+    assert_eq!(log[2].feedback, None);
+    // `since` is inclusive, and `limit` keeps the oldest.
+    let later = s
+        .store
+        .logged_decisions(T0 + Duration::minutes(1), 10)
+        .await
+        .unwrap();
+    assert_eq!(later.len(), 2);
+    assert_eq!(later[0].decision, decisions[1].0);
+    let one = s.store.logged_decisions(T0, 1).await.unwrap();
+    assert_eq!(one.len(), 1);
+    assert_eq!(one[0].decision, decisions[0].0);
+    assert!(s
+        .store
+        .logged_decisions(T0 + Duration::minutes(3), 10)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+pub async fn feedback_is_accepted_up_to_the_horizon_and_refused_after_it(s: Subject) {
+    assert_eq!(FEEDBACK_HORIZON, Duration::days(7));
+    let a = recorded(&s, &Op::new("h-1", "c-1", T0, None)).await;
+    let b = recorded(&s, &Op::new("h-2", "c-2", T0, None)).await;
+    assert_eq!(
+        s.store
+            .record_feedback(&feedback(a.decision_id, 0.5, T0 + FEEDBACK_HORIZON))
+            .await
+            .unwrap(),
+        FeedbackOutcome::Recorded
+    );
+    assert_eq!(
+        s.store
+            .record_feedback(&feedback(
+                b.decision_id,
+                0.5,
+                T0 + FEEDBACK_HORIZON + Duration::milliseconds(1)
+            ))
+            .await
+            .unwrap(),
+        FeedbackOutcome::UnknownDecision
+    );
+    // Past the idempotency TTL the decision still takes (idempotent) feedback.
+    assert!(IDEMPOTENCY_TTL < FEEDBACK_HORIZON);
+    assert!(matches!(
+        s.store
+            .record_feedback(&feedback(a.decision_id, 0.5, T0 + FEEDBACK_HORIZON))
+            .await
+            .unwrap(),
+        FeedbackOutcome::Replayed(_)
+    ));
+}
+
 macro_rules! contract {
     ($subject:ident: [$($case:ident),*], fresh: [$($fresh:ident),*]) => {
         mod $subject {
@@ -861,6 +1034,9 @@ contract_for_every_store!(
         recent_interactions_come_newest_first_since_the_given_time_up_to_the_limit,
         every_recorded_decision_can_be_found_by_its_id_and_unknown_ids_are_none,
         a_refusal_is_recorded_and_replayed_like_a_grant,
+        feedback_is_recorded_once_an_identical_retry_replays_and_another_report_conflicts,
+        the_decision_log_joins_each_decision_with_its_feedback_oldest_first,
+        feedback_is_accepted_up_to_the_horizon_and_refused_after_it,
     ],
     fresh: [
         an_empty_store_accepts_the_first_policy_change_whatever_it_is_based_on,

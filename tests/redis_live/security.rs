@@ -13,7 +13,7 @@ use crate::redis_harness::{self as h, RedisOptions, RedisServer, Replica};
 /// Exactly the commands the store sends, directly or from its scripts.
 pub const ACL_COMMANDS: &str = "+evalsha +script|load +ping +get +set +exists \
     +hget +hmget +hset +hgetall +hincrby +pexpire \
-    +lrange +lpush +rpush +ltrim +zadd +zrange +zremrangebyscore";
+    +lrange +lpush +rpush +ltrim +zadd +zrange +zremrangebyscore +xadd +xrange";
 
 fn acl_user(redis: &RedisServer, user: &str, password: &str, commands: &str) {
     let mut args = vec!["ACL", "SETUSER", user, "reset", "on"];

@@ -163,11 +163,19 @@ impl std::error::Error for LexiconError {}
 /// can be shared across threads (e.g. behind an `Arc`).
 #[derive(Debug, Clone)]
 pub struct Vader {
-    lexicon: HashMap<String, f64>,
+    lexicon: Lexicon,
     /// Only single code-point emoji: upstream replaces text char by char, so
     /// multi-code-point entries (flags, ZWJ sequences) can never match.
-    emoji: HashMap<char, String>,
+    emoji: HashMap<char, String, FastHash>,
+    /// Whether any emoji key is ASCII: when none is (the upstream file), an
+    /// ASCII char needs no lookup, which skips most of the text.
+    ascii_emoji: bool,
 }
+
+/// Lookup-only maps: a fast hasher, since these are consulted several times
+/// per token of every decision, and nothing iterates them into a result.
+type FastHash = foldhash::fast::RandomState;
+type Lexicon = HashMap<String, f64, FastHash>;
 
 impl Vader {
     /// Builds an analyser from the two upstream data files.
@@ -178,9 +186,11 @@ impl Vader {
     /// unparsable number, or a blank line in the emoji file) are errors, and
     /// so are non-finite valences, which would otherwise leak NaN into scores.
     pub fn from_lexicons(lexicon: &str, emoji: &str) -> Result<Vader, LexiconError> {
+        let emoji = parse_emoji(emoji)?;
         Ok(Vader {
             lexicon: parse_lexicon(lexicon)?,
-            emoji: parse_emoji(emoji)?,
+            ascii_emoji: emoji.keys().any(char::is_ascii),
+            emoji,
         })
     }
 
@@ -234,7 +244,12 @@ impl Vader {
         let mut out = String::with_capacity(text.len());
         let mut prev_space = true;
         for ch in text.chars() {
-            match self.emoji.get(&ch) {
+            let found = if ch.is_ascii() && !self.ascii_emoji {
+                None
+            } else {
+                self.emoji.get(&ch)
+            };
+            match found {
                 Some(description) => {
                     if !prev_space {
                         out.push(' ');
@@ -323,8 +338,8 @@ impl Vader {
     }
 }
 
-fn parse_lexicon(source: &str) -> Result<HashMap<String, f64>, LexiconError> {
-    let mut lexicon = HashMap::new();
+fn parse_lexicon(source: &str) -> Result<Lexicon, LexiconError> {
+    let mut lexicon = Lexicon::default();
     for (idx, line) in source.trim_end_matches('\n').split('\n').enumerate() {
         if line.is_empty() {
             continue;
@@ -339,8 +354,8 @@ fn parse_lexicon(source: &str) -> Result<HashMap<String, f64>, LexiconError> {
     Ok(lexicon)
 }
 
-fn parse_emoji(source: &str) -> Result<HashMap<char, String>, LexiconError> {
-    let mut emoji = HashMap::new();
+fn parse_emoji(source: &str) -> Result<HashMap<char, String, FastHash>, LexiconError> {
+    let mut emoji = HashMap::default();
     // Unlike the valence lexicon, upstream does not skip blank lines here.
     for (idx, line) in source.trim_end_matches('\n').split('\n').enumerate() {
         let (key, description) = two_fields(line, idx + 1)?;

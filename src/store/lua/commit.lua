@@ -6,7 +6,8 @@
 -- KEYS: 1 idempotency record (hash h, d, j)   2 decision index (id -> interaction)
 --       3 customer ledger (zset)              4 shard spend of the day (hash v, n)
 --       5 shard grant log of the day (list)   6 window bucket (hash)
---       7 recent interactions (list)
+--       7 recent interactions (list)       8 feedback record of the decision (hash t, f)
+--       9 shard decision log (stream)
 -- ARGV: 1 body hash       2 now (ms)          3 idempotency ttl (ms)
 --       4 gesture value (milli-units, -1: no gesture requested)
 --       5 perks per customer   6 max value per customer (milli)
@@ -18,14 +19,17 @@
 --       14 recent entry   15 recent entries kept   16 recent ttl (ms)
 --       17 decision id    18 '<customer>:<interaction>' (the index's target)    19 grant log entry
 --       20 answer if granted  21 answer if refused by the cap  22 answer if refused by the budget
---       23.. window cells
+--       23 feedback record ttl (ms)
+--       24 decision log entry up to the decision: '{"input":…,"decision":' (the chosen answer and '}' follow)
+--       25 decision log entries kept (approximate MAXLEN)   26 decision log ttl (ms)
+--       27.. window cells
 -- Returns {'mismatch'} | {'replay', stored answer} | {'short'} (nothing
 -- recorded: reserve the gesture from the pool and call again) |
 -- {'rec', 'granted' | 'cap' | 'budget', unused reservation (milli)}.
 local value_s = ARGV[4]
 local value = tonumber(value_s)
 local reserved = tonumber(ARGV[9])
-local first_cell = 23
+local first_cell = 27
 
 -- Redis does not roll a script back when a command fails half-way, so every
 -- write this script may do is checked against the caller's ACL before the
@@ -36,8 +40,9 @@ local checks = {
   {'HMGET', KEYS[1], 'h'}, {'HSET', KEYS[1], 'h', 'x'}, {'SET', KEYS[2], 'x'},
   {'ZADD', KEYS[3], '0', 'x'}, {'HINCRBY', KEYS[4], 'v', '1'}, {'RPUSH', KEYS[5], 'x'},
   {'HINCRBY', KEYS[6], 'd', '1'}, {'LPUSH', KEYS[7], 'x'}, {'LTRIM', KEYS[7], '0', '1'},
+  {'HSET', KEYS[8], 't', '0'}, {'XADD', KEYS[9], '*', 'd', 'x'},
 }
-for i = 1, 7 do
+for i = 1, 9 do
   checks[#checks + 1] = {'PEXPIRE', KEYS[i], '1'}
 end
 for _, c in ipairs(checks) do
@@ -107,4 +112,10 @@ end
 redis.call('LPUSH', KEYS[7], ARGV[14])
 redis.call('LTRIM', KEYS[7], 0, tonumber(ARGV[15]) - 1)
 redis.call('PEXPIRE', KEYS[7], ARGV[16])
+-- The feedback record (its decision time bounds the feedback horizon) and
+-- the decision log entry, in the same atomic step as the decision.
+redis.call('HSET', KEYS[8], 't', ARGV[2])
+redis.call('PEXPIRE', KEYS[8], ARGV[23])
+redis.call('XADD', KEYS[9], 'MAXLEN', '~', ARGV[25], '*', 't', ARGV[2], 'd', ARGV[24] .. answer .. '}')
+redis.call('PEXPIRE', KEYS[9], ARGV[26])
 return {'rec', choice, string.format('%d', unused)}

@@ -1,0 +1,171 @@
+#!/usr/bin/env bash
+# Load benchmark, loopback only, bounded in time (about 2 minutes after the
+# build). In one run it measures, against the same release binary:
+#
+#   1. the ceiling: GET /healthz (wrk, closed loop), on the embedded server;
+#   2. POST /v1/decisions with varied realistic bodies (10,000 customers,
+#      tiers x regions, ~300-character texts), embedded store;
+#   3. POST /v1/decisions/batch, 100 interactions per request, embedded;
+#   4. a fixed 5,000 decisions/s with oha and latency correction (no
+#      coordinated omission), embedded;
+#   5. 1-4 again with the store on a real redis-server;
+#   6. the 1,000,000-decision memory benchmark (benches/memory.rs).
+#
+# and prints decisions/s, p50/p99/p99.9 and every ratio to the ceiling
+# measured in the same run (the machine is shared and noisy: ratios, not
+# absolute figures, are what the targets are about).
+#
+# Usage: scripts/load.sh [--out FILE] [--skip-memory]
+#   DURATION=10 (seconds per wrk run), RATE=5000, SLO_SECONDS=20, BATCH=100
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-10}
+RATE=${RATE:-5000}
+SLO_SECONDS=${SLO_SECONDS:-20}
+BATCH=${BATCH:-100}
+OUT=target/load-results.md
+MEMORY=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --out) OUT=$2; shift 2 ;;
+    --skip-memory) MEMORY=0; shift ;;
+    *) echo "unknown argument: $1" >&2; exit 2 ;;
+  esac
+done
+
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+need_apt() {
+  if ! command -v "$1" >/dev/null 2>&1; then
+    echo "installing $2" >&2
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$2" >/dev/null
+  fi
+}
+need_apt wrk wrk
+need_apt redis-server redis-server
+export PATH="$HOME/.cargo/bin:$PATH"
+if ! command -v oha >/dev/null 2>&1; then
+  echo "installing oha (cargo install, about 5 minutes)" >&2
+  cargo install --locked oha@1.16.0
+fi
+
+cargo build --release --quiet --bin fairtreat
+BIN=target/release/fairtreat
+TMP=$(mktemp -d)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+wait_ready() {
+  for _ in $(seq 1 100); do
+    if curl -sf "http://127.0.0.1:$1/readyz" >/dev/null; then return 0; fi
+    sleep 0.1
+  done
+  echo "server on port $1 did not become ready" >&2
+  exit 1
+}
+
+# start_server NAME [env...]: starts fairtreat on a free port; sets PORT.
+start_server() {
+  local name=$1; shift
+  PORT=$(free_port)
+  mkdir -p "$TMP/$name"
+  env RUST_LOG=warn FAIRTREAT_DATA_DIR="$TMP/$name/data" "$@" \
+    "$BIN" serve --bind "127.0.0.1:$PORT" >"$TMP/$name/log" 2>&1 &
+  SERVER_PID=$!
+  PIDS+=("$SERVER_PID")
+  wait_ready "$PORT"
+}
+
+# wrk_run URL SCRIPT [BATCH]: prints "rps p50_ms p99_ms p999_ms errors".
+wrk_run() {
+  local url=$1 script=$2 batch=${3:-0} line
+  line=$(BATCH=$batch wrk -t2 -c64 -d"${DURATION}s" --latency -s "$script" "$url" | grep '^RESULT')
+  python3 - "$line" <<'PY'
+import sys
+f = dict(kv.split("=") for kv in sys.argv[1].split()[1:])
+rps = int(f["requests"]) / (int(f["duration_us"]) / 1e6)
+ms = lambda k: int(f[k]) / 1000
+print(f'{rps:.0f} {ms("p50_us"):.2f} {ms("p99_us"):.2f} {ms("p999_us"):.2f} {f["errors"]}')
+PY
+}
+
+# oha_run PORT: fixed-rate run; prints "rps p50_ms p99_ms p999_ms errors".
+oha_run() {
+  python3 scripts/load/bodies.py $((RATE * SLO_SECONDS + RATE)) "$TMP/bodies-$1.jsonl" "$1"
+  oha -z "${SLO_SECONDS}s" -q "$RATE" -c 64 --latency-correction --no-tui \
+    --output-format json -o "$TMP/oha-$1.json" -m POST \
+    -H 'content-type: application/json' -Z "$TMP/bodies-$1.jsonl" \
+    "http://127.0.0.1:$1/v1/decisions"
+  python3 - "$TMP/oha-$1.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+p = r["latencyPercentiles"]
+codes = r.get("statusCodeDistribution", {})
+bad = sum(v for k, v in codes.items() if not k.startswith("2")) + sum(r.get("errorDistribution", {}).values())
+print(f'{r["summary"]["requestsPerSec"]:.0f} {p["p50"]*1e3:.2f} {p["p99"]*1e3:.2f} {p["p99.9"]*1e3:.2f} {bad}')
+PY
+}
+
+rss_mb() { awk '/VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
+
+ROWS=()
+row() { ROWS+=("| $1 | $2 | $3 | $4 | $5 | $6 | $7 |"); }
+
+measure() {
+  local label=$1 port=$2
+  local ceil dec bat slo
+  sleep 1
+  ceil=$(wrk_run "http://127.0.0.1:$port/healthz" scripts/load/ceiling.lua)
+  dec=$(wrk_run "http://127.0.0.1:$port/v1/decisions" scripts/load/decisions.lua)
+  bat=$(wrk_run "http://127.0.0.1:$port/v1/decisions/batch" scripts/load/decisions.lua "$BATCH")
+  slo=$(oha_run "$port")
+  read -r c_rps c50 c99 c999 cerr <<<"$ceil"
+  read -r d_rps d50 d99 d999 derr <<<"$dec"
+  read -r b_rps b50 b99 b999 berr <<<"$bat"
+  read -r s_rps s50 s99 s999 serr <<<"$slo"
+  local b_dps=$((b_rps * BATCH))
+  ratio() { python3 -c "print(f'{$1 / $2:.2f}')"; }
+  row "$label" "GET /healthz (ceiling, wrk)" "$c_rps" "$c50" "$c99" "$c999" "1.00 ($cerr errors)"
+  row "$label" "POST /v1/decisions (wrk)" "$d_rps" "$d50" "$d99" "$d999" "$(ratio "$d_rps" "$c_rps") of ceiling ($derr errors)"
+  row "$label" "POST /v1/decisions/batch x$BATCH (wrk), decisions/s" "$b_dps" "$b50" "$b99" "$b999" "$(ratio "$b_dps" "$d_rps") x single ($berr errors)"
+  row "$label" "POST /v1/decisions at $RATE/s (oha, corrected)" "$s_rps" "$s50" "$s99" "$s999" "p99 target 10 ms ($serr errors)"
+  row "$label" "server resident memory after the runs" "$(rss_mb "$SERVER_PID") MB" "" "" "" ""
+}
+
+echo "== embedded store" >&2
+start_server embedded
+measure embedded "$PORT"
+
+echo "== redis store" >&2
+RPORT=$(free_port)
+redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
+  >"$TMP/redis.log" 2>&1 &
+PIDS+=("$!")
+for _ in $(seq 1 50); do redis-cli -p "$RPORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+start_server redis REDIS_URL="redis://127.0.0.1:$RPORT"
+measure redis "$PORT"
+
+{
+  echo "Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr); load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "wrk -t2 -c64 -d${DURATION}s; oha -q $RATE -z ${SLO_SECONDS}s -c 64 --latency-correction; server and load generator share the machine."
+  echo
+  echo "| store | run | per second | p50 ms | p99 ms | p99.9 ms | ratio |"
+  echo "|---|---|---|---|---|---|---|"
+  printf '%s\n' "${ROWS[@]}"
+} | tee "$OUT"
+
+if [ "$MEMORY" = 1 ]; then
+  echo "== memory: 1,000,000 decisions on the embedded store" >&2
+  cargo bench --quiet --bench memory | tee -a "$OUT"
+fi

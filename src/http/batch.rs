@@ -1,0 +1,199 @@
+//! `POST /v1/decisions/batch`: up to [`BATCH_MAX`] interactions in one
+//! request, each decided exactly as `POST /v1/decisions` would decide it.
+//!
+//! The body is a JSON array of interactions, or `{"interactions": [...]}`
+//! (the object form leaves room for options later). The envelope is parsed
+//! first, keeping every item as raw JSON, so one malformed item costs only
+//! its own result: each item is then parsed by the same code as the single
+//! endpoint ([`parse_json`], [`Interaction::try_from`]) and gets the same
+//! error code and field. Items are decided **in input order** through the
+//! same [`DecisionService::decide`](crate::service::DecisionService::decide)
+//! call, so two items for one customer see each other's caps and window
+//! counts, and a store failure fails closed per item.
+//!
+//! The answer is 200 with one result per item, in input order:
+//! `{"index", "status": 200, "decision"}` or `{"index", "status": 4xx,
+//! "error": {"code", "message", "field"?}}`. Only an unusable request as a
+//! whole (not JSON, too large, not a list, empty, over the limit) is an
+//! error response.
+//!
+//! Why it is faster per interaction than single calls: one HTTP exchange,
+//! one body read and one response write for many decisions.
+
+use std::fmt;
+
+use actix_web::{web, HttpResponse, ResponseError};
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use utoipa::ToSchema;
+
+use super::error::{ApiError, ErrorBody, ErrorDetail};
+use super::extract::{parse_json, JsonBody};
+use super::handlers::observe_decision;
+use super::AppState;
+use crate::domain::decision::Decision;
+use crate::domain::interaction::{Interaction, InteractionInput};
+use crate::domain::validation::ValidationError;
+
+/// Most interactions in one batch.
+pub const BATCH_MAX: usize = 1000;
+
+/// Body limit of a batch: room for [`BATCH_MAX`] interactions of a few KiB.
+pub const BATCH_BODY_LIMIT: usize = 8 * 1024 * 1024;
+
+/// Items decided between two yields to the worker's other requests, so a
+/// large batch does not hold a worker for its whole duration.
+const YIELD_EVERY: usize = 32;
+
+/// The request: the interactions, each kept as raw JSON until it is parsed
+/// on its own.
+#[derive(Debug)]
+pub struct BatchRequest {
+    pub interactions: Vec<Box<RawValue>>,
+}
+
+/// The documented shape of a batch request (the bare array is accepted too).
+#[derive(ToSchema)]
+pub struct BatchRequestDoc {
+    /// 1 to 1000 interactions, decided in this order.
+    #[schema(min_items = 1, max_items = 1000)]
+    pub interactions: Vec<InteractionInput>,
+}
+
+impl<'de> Deserialize<'de> for BatchRequest {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Items;
+        impl<'de> Visitor<'de> for Items {
+            type Value = BatchRequest;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an array of interactions or {\"interactions\": [...]}")
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<BatchRequest, A::Error> {
+                let mut interactions = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
+                while let Some(item) = seq.next_element()? {
+                    interactions.push(item);
+                }
+                Ok(BatchRequest { interactions })
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<BatchRequest, A::Error> {
+                let mut interactions = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    if key != "interactions" {
+                        return Err(de::Error::unknown_field(&key, &["interactions"]));
+                    }
+                    if interactions.is_some() {
+                        return Err(de::Error::duplicate_field("interactions"));
+                    }
+                    interactions = Some(map.next_value()?);
+                }
+                interactions
+                    .map(|interactions| BatchRequest { interactions })
+                    .ok_or_else(|| de::Error::missing_field("interactions"))
+            }
+        }
+        d.deserialize_any(Items)
+    }
+}
+
+/// One item's result: a decision or an error, never both.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct BatchResult {
+    /// Position of the interaction in the request (0-based).
+    pub index: usize,
+    /// The status the single endpoint would have answered: 200, or the
+    /// error's status (400, 422, …).
+    pub status: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<Decision>,
+    /// Whether the decision is the stored one of an earlier request with
+    /// the same interaction id and body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replayed: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorDetail>,
+}
+
+/// The answer: one result per interaction, in input order.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct BatchResponse {
+    pub results: Vec<BatchResult>,
+}
+
+impl BatchResult {
+    fn failed(index: usize, e: &ApiError) -> Self {
+        Self {
+            index,
+            status: e.status_code().as_u16(),
+            decision: None,
+            replayed: None,
+            error: Some(e.body().error),
+        }
+    }
+}
+
+/// Decide many interactions, in order, each as `POST /v1/decisions` would.
+#[utoipa::path(
+    post, path = "/v1/decisions/batch", tag = "decisions",
+    request_body(content = BatchRequestDoc, description = "`{\"interactions\": [...]}` or a bare array of 1 to 1000 interactions"),
+    responses(
+        (status = 200, description = "One result per interaction, in input order: a decision (status 200) or the error the single endpoint would have answered", body = BatchResponse),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 413, description = "Body over 8 MiB", body = ErrorBody),
+        (status = 415, description = "Content type is not JSON", body = ErrorBody),
+        (status = 422, description = "Not a list of interactions, an empty list, or more than 1000 (`field`: `interactions`)", body = ErrorBody),
+    )
+)]
+pub async fn create_decisions(
+    state: web::Data<AppState>,
+    JsonBody(req): JsonBody<BatchRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let n = req.interactions.len();
+    if n == 0 {
+        return Err(ApiError::InvalidField(ValidationError::new(
+            "interactions",
+            "at least one interaction is required",
+        )));
+    }
+    if n > BATCH_MAX {
+        return Err(ApiError::InvalidField(ValidationError::new(
+            "interactions",
+            format!("at most {BATCH_MAX} interactions per batch, got {n}"),
+        )));
+    }
+    let mut results = Vec::with_capacity(n);
+    for (index, raw) in req.interactions.iter().enumerate() {
+        if index > 0 && index % YIELD_EVERY == 0 {
+            tokio::task::yield_now().await;
+        }
+        results.push(match decide_one(&state, raw).await {
+            Ok((decision, replayed)) => BatchResult {
+                index,
+                status: 200,
+                decision: Some(decision),
+                replayed: Some(replayed),
+                error: None,
+            },
+            Err(e) => {
+                if e.status_code().is_server_error() {
+                    tracing::error!(error = %e, index, "batch item failed");
+                }
+                BatchResult::failed(index, &e)
+            }
+        });
+    }
+    Ok(HttpResponse::Ok().json(BatchResponse { results }))
+}
+
+/// One item, through exactly the single endpoint's steps.
+async fn decide_one(state: &AppState, raw: &RawValue) -> Result<(Decision, bool), ApiError> {
+    let input: InteractionInput = parse_json(raw.get().as_bytes())?;
+    let interaction = Interaction::try_from(input.clone())?;
+    let started = std::time::Instant::now();
+    let decided = state.service.decide(&input, interaction).await?;
+    observe_decision(&decided, started)?;
+    Ok((decided.decision, decided.replayed))
+}
