@@ -1,5 +1,6 @@
 //! Resident memory of the embedded store after a long run: 1,000,000
-//! decisions through `DecisionService::decide` on `MemoryStore`, with a
+//! decisions through `DecisionService::decide` on `MemoryStore`, journaled
+//! to a temporary data directory as `fairtreat serve` does, with a
 //! simulated clock, printing VmRSS at checkpoints and failing (exit 1) when
 //! it goes over 100 MB.
 //!
@@ -28,6 +29,7 @@ use fairtreat::clock::ManualClock;
 use fairtreat::domain::interaction::{Interaction, InteractionInput};
 use fairtreat::domain::policy::Policy;
 use fairtreat::service::{DecisionService, Models};
+use fairtreat::store::journal::JournalConfig;
 use fairtreat::store::memory::MemoryStore;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -156,7 +158,15 @@ fn main() {
     let model_version = models.version();
     let start = datetime!(2026-11-01 00:00 UTC);
     let clock = ManualClock::new(start);
-    let store = Arc::new(MemoryStore::new());
+    // The embedded store as `fairtreat serve` runs it: journaled to a data
+    // directory (here a temporary one, removed at the end), fsync once a
+    // second. The journal is on disk, not in the resident set.
+    let data_dir =
+        std::env::temp_dir().join(format!("fairtreat-memory-bench-{}", std::process::id()));
+    let store = Arc::new(
+        MemoryStore::open(&JournalConfig::new(&data_dir), start)
+            .expect("a journal in a temporary directory"),
+    );
     let service = DecisionService::new(
         Policy::bundled(),
         models,
@@ -219,6 +229,9 @@ fn main() {
         "memory: {granted} gestures granted, {replays} replays; {:.0} decisions/s ({secs:.1} s)",
         total as f64 / secs
     );
+    drop(service);
+    drop(store);
+    let _ = std::fs::remove_dir_all(&data_dir);
     if worst > LIMIT_MB {
         eprintln!("memory: FAILED: resident memory reached {worst:.1} MB (> {LIMIT_MB} MB)");
         std::process::exit(1);

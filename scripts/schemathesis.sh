@@ -71,6 +71,7 @@ BASE="http://127.0.0.1:$PORT"
 
 FAIRTREAT_ADMIN_KEY="$KEY" RUST_LOG="${RUST_LOG:-warn}" "$BIN" serve \
   --bind "127.0.0.1:$PORT" --policy "$WORK/policy.toml" --models "$WORK/models" --workers 2 \
+  --data-dir "$WORK/data" \
   >"$WORK/server.log" 2>&1 &
 SERVER_PID=$!
 

@@ -163,6 +163,13 @@ pub enum JournalError {
     Locked(PathBuf),
     #[error("journal entry cannot be written: {0}")]
     Encode(#[from] serde_json::Error),
+    #[error("journal {path} at byte {offset}: unreadable entry: {source}")]
+    Decode {
+        path: PathBuf,
+        offset: u64,
+        #[source]
+        source: serde_json::Error,
+    },
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> JournalError + '_ {
@@ -170,6 +177,16 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> JournalError + '_ {
         path: path.to_path_buf(),
         source,
     }
+}
+
+/// Where one line of the journal is: its segment's day, byte offset and
+/// length. The embedded store keeps this instead of the decision itself, so
+/// memory does not grow with the decisions it must be able to replay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Location {
+    pub day: Date,
+    pub offset: u64,
+    pub len: u32,
 }
 
 /// What a read found.
@@ -216,18 +233,33 @@ fn segments(dir: &Path) -> Result<Vec<(Date, PathBuf)>, JournalError> {
 /// Reads every entry in `dir`, oldest segment first, in written order.
 /// Unparseable lines are skipped with a warning.
 pub fn read_entries(dir: &Path, mut f: impl FnMut(Entry)) -> Result<ReadStats, JournalError> {
+    read_located_entries(dir, |e, _| f(e))
+}
+
+/// As [`read_entries`], with each entry's [`Location`].
+pub fn read_located_entries(
+    dir: &Path,
+    mut f: impl FnMut(Entry, Location),
+) -> Result<ReadStats, JournalError> {
     let mut stats = ReadStats::default();
-    for (_, path) in segments(dir)? {
+    for (day, path) in segments(dir)? {
         let file = File::open(&path).map_err(io_err(&path))?;
         let mut reader = BufReader::new(file);
         let mut line = Vec::new();
         let mut number = 0u64;
+        let mut offset = 0u64;
         loop {
             line.clear();
             let n = reader.read_until(b'\n', &mut line).map_err(io_err(&path))?;
             if n == 0 {
                 break;
             }
+            let at = Location {
+                day,
+                offset,
+                len: u32::try_from(n).unwrap_or(u32::MAX),
+            };
+            offset += n as u64;
             number += 1;
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
@@ -235,7 +267,7 @@ pub fn read_entries(dir: &Path, mut f: impl FnMut(Entry)) -> Result<ReadStats, J
             match serde_json::from_slice::<Entry>(&line) {
                 Ok(e) => {
                     stats.entries += 1;
-                    f(e);
+                    f(e, at);
                 }
                 Err(e) => {
                     stats.skipped += 1;
@@ -404,7 +436,7 @@ impl Journal {
     /// Appends one entry as one line with one `write(2)`; with
     /// [`FsyncPolicy::Always`], flushed before returning. `at` picks the
     /// day's segment.
-    pub fn append(&self, entry: &Entry, at: OffsetDateTime) -> Result<(), JournalError> {
+    pub fn append(&self, entry: &Entry, at: OffsetDateTime) -> Result<Location, JournalError> {
         let mut line = serde_json::to_vec(entry)?;
         line.push(b'\n');
         let day = at.to_offset(time::UtcOffset::UTC).date();
@@ -427,13 +459,34 @@ impl Journal {
             let _ = open.file.set_len(open.len);
             return Err(io_err(&open.path)(e));
         }
+        let location = Location {
+            day: open.day,
+            offset: open.len,
+            len: u32::try_from(line.len()).unwrap_or(u32::MAX),
+        };
         open.len += line.len() as u64;
         match s.fsync {
             FsyncPolicy::Always => open.file.sync_data().map_err(io_err(&open.path))?,
             FsyncPolicy::Interval => s.dirty.store(true, Ordering::Release),
             FsyncPolicy::Never => {}
         }
-        Ok(())
+        Ok(location)
+    }
+
+    /// Reads back the entry written at `at` (one positioned read; the line
+    /// is in the OS page cache or on disk, whatever the fsync policy).
+    pub fn read(&self, at: Location) -> Result<Entry, JournalError> {
+        use std::os::unix::fs::FileExt;
+        let path = self.shared.dir.join(segment_name(at.day));
+        let file = File::open(&path).map_err(io_err(&path))?;
+        let mut line = vec![0u8; at.len as usize];
+        file.read_exact_at(&mut line, at.offset)
+            .map_err(io_err(&path))?;
+        serde_json::from_slice(&line).map_err(|source| JournalError::Decode {
+            path,
+            offset: at.offset,
+            source,
+        })
     }
 }
 

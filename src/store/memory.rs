@@ -17,15 +17,25 @@
 //! and before the call returns) and rebuilds its state from the journal at
 //! start, by applying each entry exactly as the live call did. Built with
 //! [`MemoryStore::new`], it is purely in memory (tests, scratch replays).
+//!
+//! **Memory.** With a journal, the decisions kept for idempotent replays,
+//! `GET /v1/decisions/{id}` and the decision-log ring are not held in
+//! memory: the store keeps each one's [`Location`] in the journal (a few
+//! bytes) and reads the line back when asked, which only replays and reads
+//! do. A rendered decision is about 2 KB in memory, so this is what keeps
+//! the process small when 48 hours of decisions must stay replayable.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use async_trait::async_trait;
 use parking_lot::Mutex;
+use sha2::Digest;
 use time::{Date, Duration, OffsetDateTime};
 use uuid::Uuid;
 
-use super::journal::{read_entries, DecisionEntry, Entry, Journal, JournalConfig, JournalError};
+use super::journal::{
+    read_located_entries, DecisionEntry, Entry, Journal, JournalConfig, JournalError, Location,
+};
 use super::{
     BodyHash, Commit, CommitOutcome, FeedbackOutcome, LoggedDecision, Spend, Store, StoreError,
     DECISION_LOG_KEPT, FEEDBACK_HORIZON, IDEMPOTENCY_TTL, POLICY_HISTORY_KEPT,
@@ -38,10 +48,49 @@ use crate::domain::policy::{diff, Policy, PolicyChange};
 use crate::domain::validation::{CustomerId, InteractionId};
 use crate::domain::window::{bucket_of, first_bucket, Cell, Counts, WindowStats};
 
+/// An interaction id as the idempotency table keys it: the first 128 bits
+/// of its SHA-256. A fixed-size key saves the two string allocations per
+/// record (table and expiry queue) that dominate the table's memory; two ids
+/// collide with probability about n² / 2¹²⁹, nil for any realistic n.
+type IdKey = [u8; 16];
+
+fn id_key(id: &InteractionId) -> IdKey {
+    let digest = sha2::Sha256::digest(id.as_str().as_bytes());
+    let mut key = [0u8; 16];
+    key.copy_from_slice(&digest[..16]);
+    key
+}
+
 struct Record {
     hash: BodyHash,
     decision_id: Uuid,
     expires: OffsetDateTime,
+}
+
+/// A recorded decision: in memory, or where the journal holds it.
+enum Stored {
+    Here(Box<Decision>),
+    Journal(Location),
+}
+
+/// An entry of the decision-log ring.
+enum Logged {
+    Here(Box<LoggedDecision>),
+    /// In the journal; its feedback, if any, is in the decision's [`Slot`].
+    Journal {
+        decided_at: OffsetDateTime,
+        decision_id: Uuid,
+        at: Location,
+    },
+}
+
+impl Logged {
+    fn decided_at(&self) -> OffsetDateTime {
+        match self {
+            Logged::Here(l) => l.decision.decided_at,
+            Logged::Journal { decided_at, .. } => *decided_at,
+        }
+    }
 }
 
 /// What the store keeps per decision for feedback: 16 bytes plus the
@@ -152,10 +201,10 @@ impl Window {
 
 #[derive(Default)]
 struct Inner {
-    idempotency: HashMap<InteractionId, Record>,
+    idempotency: HashMap<IdKey, Record>,
     /// Expiry order of idempotency records, for cheap pruning.
-    expiry: VecDeque<(OffsetDateTime, InteractionId)>,
-    decisions: HashMap<Uuid, Decision>,
+    expiry: VecDeque<(OffsetDateTime, IdKey)>,
+    decisions: HashMap<Uuid, Stored>,
     ledgers: HashMap<CustomerId, VecDeque<(OffsetDateTime, f64)>>,
     spend: BTreeMap<Date, (f64, u64)>,
     window: Window,
@@ -168,7 +217,7 @@ struct Inner {
     /// Decision id → feedback slot, for [`FEEDBACK_HORIZON`].
     slots: HashMap<Uuid, Slot>,
     /// The last [`DECISION_LOG_KEPT`] logged decisions, oldest first.
-    log: VecDeque<LoggedDecision>,
+    log: VecDeque<Logged>,
 }
 
 /// Every this many commits, ledgers of customers not seen for a whole cap
@@ -205,7 +254,8 @@ impl Inner {
 
     /// Records a decision whose outcome (`granted_value`) is already chosen:
     /// the one place both a live commit and the journal replay change state.
-    fn apply(&mut self, e: DecisionEntry, hash: BodyHash) {
+    /// `at`: where the journal holds the entry (`None` without a journal).
+    fn apply(&mut self, e: DecisionEntry, hash: BodyHash, location: Option<Location>) {
         let DecisionEntry {
             at,
             interaction_id,
@@ -241,15 +291,16 @@ impl Inner {
         self.recent.push_front((at, input.clone()));
         self.recent.truncate(RECENT_INTERACTIONS_KEPT);
         let expires = at + IDEMPOTENCY_TTL;
+        let key = id_key(&interaction_id);
         self.idempotency.insert(
-            interaction_id.clone(),
+            key,
             Record {
                 hash,
                 decision_id: decision.decision_id,
                 expires,
             },
         );
-        self.expiry.push_back((expires, interaction_id));
+        self.expiry.push_back((expires, key));
         self.slots.insert(
             decision.decision_id,
             Slot {
@@ -257,17 +308,32 @@ impl Inner {
                 feedback: None,
             },
         );
-        self.decisions
-            .insert(decision.decision_id, decision.clone());
         if self.log.len() >= DECISION_LOG_KEPT {
             self.log.pop_front();
         }
-        self.log.push_back(LoggedDecision {
-            input,
-            decision,
-            shadow,
-            feedback: None,
-        });
+        match location {
+            Some(at) => {
+                self.decisions
+                    .insert(decision.decision_id, Stored::Journal(at));
+                self.log.push_back(Logged::Journal {
+                    decided_at: decision.decided_at,
+                    decision_id: decision.decision_id,
+                    at,
+                });
+            }
+            None => {
+                self.decisions.insert(
+                    decision.decision_id,
+                    Stored::Here(Box::new(decision.clone())),
+                );
+                self.log.push_back(Logged::Here(Box::new(LoggedDecision {
+                    input,
+                    decision,
+                    shadow,
+                    feedback: None,
+                })));
+            }
+        }
     }
 
     /// Whether `f` may be recorded, and how it relates to what is stored.
@@ -292,12 +358,11 @@ impl Inner {
     /// Records feedback already checked with [`Inner::check_feedback`].
     fn apply_feedback(&mut self, f: Feedback) {
         // Feedback follows recent decisions: search the ring from the newest.
-        if let Some(logged) = self
-            .log
-            .iter_mut()
-            .rev()
-            .find(|l| l.decision.decision_id == f.decision_id)
-        {
+        // (Journaled ring entries read their feedback from the slot.)
+        if let Some(Logged::Here(logged)) = self.log.iter_mut().rev().find(|l| match l {
+            Logged::Here(l) => l.decision.decision_id == f.decision_id,
+            Logged::Journal { decision_id, .. } => *decision_id == f.decision_id,
+        }) {
             logged.feedback = Some(f.clone());
         }
         if let Some(slot) = self.slots.get_mut(&f.decision_id) {
@@ -334,7 +399,7 @@ impl MemoryStore {
         let journal = Journal::open(cfg, now)?;
         let mut inner = Inner::default();
         let mut bad_hash = 0u64;
-        let stats = read_entries(&cfg.dir, |e| match e {
+        let stats = read_located_entries(&cfg.dir, |e, at| match e {
             Entry::Decision(d) => {
                 let Some(hash) = hex::decode(&d.body_hash)
                     .ok()
@@ -344,7 +409,7 @@ impl MemoryStore {
                     return;
                 };
                 inner.prune(d.at);
-                inner.apply(*d, hash);
+                inner.apply(*d, hash, Some(at));
             }
             Entry::Feedback(f) => {
                 if inner.check_feedback(&f).is_ok() {
@@ -374,14 +439,45 @@ impl MemoryStore {
         })
     }
 
-    /// Writes `entry` to the journal, if there is one.
-    fn journal(&self, entry: &Entry, at: OffsetDateTime) -> Result<(), StoreError> {
+    /// Writes `entry` to the journal, if there is one, and says where.
+    fn journal(&self, entry: &Entry, at: OffsetDateTime) -> Result<Option<Location>, StoreError> {
         match &self.journal {
-            Some(j) => j.append(entry, at).map_err(|e| {
+            Some(j) => j.append(entry, at).map(Some).map_err(|e| {
                 tracing::error!(error = %e, "journal write failed: nothing recorded");
                 StoreError::Unavailable(format!("the journal cannot be written: {e}"))
             }),
-            None => Ok(()),
+            None => Ok(None),
+        }
+    }
+
+    /// A recorded decision, from memory or read back from the journal.
+    fn load(&self, stored: &Stored) -> Result<Decision, StoreError> {
+        match stored {
+            Stored::Here(d) => Ok((**d).clone()),
+            Stored::Journal(at) => Ok(self.read_logged(*at)?.decision),
+        }
+    }
+
+    /// The decision-log entry the journal holds at `at`.
+    fn read_logged(&self, at: Location) -> Result<LoggedDecision, StoreError> {
+        let journal = self
+            .journal
+            .as_ref()
+            .ok_or_else(|| StoreError::Corrupt("a journal location without a journal".into()))?;
+        match journal.read(at) {
+            Ok(Entry::Decision(d)) => Ok(LoggedDecision {
+                input: d.input,
+                decision: d.decision,
+                shadow: d.shadow,
+                feedback: None,
+            }),
+            Ok(Entry::Feedback(_)) => Err(StoreError::Corrupt(format!(
+                "the journal holds feedback where a decision was expected ({at:?})"
+            ))),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read a decision back from the journal");
+                Err(StoreError::Corrupt(format!("journal read failed: {e}")))
+            }
         }
     }
 
@@ -407,16 +503,15 @@ impl Store for MemoryStore {
         let mut inner = self.inner.lock();
         inner.prune(c.now);
 
-        if let Some(rec) = inner.idempotency.get(&c.interaction_id) {
+        if let Some(rec) = inner.idempotency.get(&id_key(&c.interaction_id)) {
             if rec.hash != c.body_hash {
                 return Ok(CommitOutcome::Mismatch);
             }
             let stored = inner
                 .decisions
                 .get(&rec.decision_id)
-                .cloned()
                 .ok_or_else(|| StoreError::Corrupt("idempotency record without decision".into()))?;
-            return Ok(CommitOutcome::Replayed(stored));
+            return Ok(CommitOutcome::Replayed(self.load(stored)?));
         }
 
         let day = c.now.date();
@@ -462,11 +557,11 @@ impl Store for MemoryStore {
             shadow: c.shadow,
         }));
         // Journal first: if the line cannot be written, nothing changes.
-        self.journal(&entry, c.now)?;
+        let at = self.journal(&entry, c.now)?;
         let Entry::Decision(e) = entry else {
             unreachable!("built above")
         };
-        inner.apply(*e, c.body_hash);
+        inner.apply(*e, c.body_hash, at);
         Ok(CommitOutcome::Recorded(decision))
     }
 
@@ -486,14 +581,38 @@ impl Store for MemoryStore {
         since: OffsetDateTime,
         limit: usize,
     ) -> Result<Vec<LoggedDecision>, StoreError> {
-        let inner = self.inner.lock();
-        Ok(inner
-            .log
-            .iter()
-            .filter(|l| l.decision.decided_at >= since)
-            .take(limit)
-            .cloned()
-            .collect())
+        // Copy what is needed under the lock; read the journal without it.
+        let wanted: Vec<Result<LoggedDecision, (Location, Option<Feedback>)>> = {
+            let inner = self.inner.lock();
+            inner
+                .log
+                .iter()
+                .filter(|l| l.decided_at() >= since)
+                .take(limit)
+                .map(|l| match l {
+                    Logged::Here(l) => Ok((**l).clone()),
+                    Logged::Journal {
+                        decision_id, at, ..
+                    } => Err((
+                        *at,
+                        inner
+                            .slots
+                            .get(decision_id)
+                            .and_then(|s| s.feedback.as_deref().cloned()),
+                    )),
+                })
+                .collect()
+        };
+        wanted
+            .into_iter()
+            .map(|w| match w {
+                Ok(l) => Ok(l),
+                Err((at, feedback)) => Ok(LoggedDecision {
+                    feedback,
+                    ..self.read_logged(at)?
+                }),
+            })
+            .collect()
     }
 
     async fn window_stats(
@@ -569,7 +688,12 @@ impl Store for MemoryStore {
     }
 
     async fn decision(&self, id: Uuid) -> Result<Option<Decision>, StoreError> {
-        Ok(self.inner.lock().decisions.get(&id).cloned())
+        let stored = match self.inner.lock().decisions.get(&id) {
+            None => return Ok(None),
+            Some(Stored::Here(d)) => return Ok(Some((**d).clone())),
+            Some(Stored::Journal(at)) => *at,
+        };
+        self.load(&Stored::Journal(stored)).map(Some)
     }
 
     async fn window_series(
