@@ -8,9 +8,10 @@
 //! policy history a fixed number of entries, budget days the last eight.
 //!
 //! Feedback state is one small record per decision (its time and, once
-//! reported, the feedback), kept for [`FEEDBACK_HORIZON`] and swept every
-//! few thousand commits; the decision log served by
-//! [`Store::logged_decisions`] is a ring of the last [`DECISION_LOG_KEPT`].
+//! reported, the feedback), kept for [`FEEDBACK_HORIZON`]; the decision log
+//! served by [`Store::logged_decisions`] is a ring of the last
+//! [`DECISION_LOG_KEPT`]. Tables that expire by age are kept in time slices
+//! dropped whole ([`Generations`]), never entry by entry.
 //!
 //! **Durability.** Built with [`MemoryStore::open`], the store writes every
 //! commit and feedback to a [`Journal`] (one line, before the state changes
@@ -199,12 +200,80 @@ impl Window {
     }
 }
 
-#[derive(Default)]
+/// A map whose entries expire by age, kept as one hash table per time
+/// slice. Entries are never removed one by one: a whole slice is dropped
+/// once its newest possible entry is older than `keep`, so an entry lives at
+/// least `keep` and less than `keep + slice`. The reason is memory: a hash
+/// table that sees one insert and one removal per commit fills with
+/// tombstones and eventually doubles although it holds no more entries (a
+/// +16 MB step in the memory benchmark); tables that only grow and are
+/// dropped whole stay at their live size.
+struct Generations<K, V> {
+    keep_ms: i64,
+    slice_ms: i64,
+    /// (slice index, entries decided in it), oldest first.
+    slices: VecDeque<(i64, HashMap<K, V>)>,
+}
+
+impl<K: std::hash::Hash + Eq, V> Generations<K, V> {
+    fn new(keep: Duration, slice: Duration) -> Self {
+        Self {
+            keep_ms: keep.whole_milliseconds() as i64,
+            slice_ms: slice.whole_milliseconds() as i64,
+            slices: VecDeque::new(),
+        }
+    }
+
+    /// Inserts `value` as of `at_ms`. An entry older than the newest slice
+    /// (the clock went back) joins the newest slice: kept a little longer,
+    /// never dropped early.
+    fn insert(&mut self, at_ms: i64, key: K, value: V) {
+        let slice = at_ms.div_euclid(self.slice_ms);
+        match self.slices.back_mut() {
+            Some((newest, table)) if *newest >= slice => {
+                table.insert(key, value);
+            }
+            _ => {
+                let mut table = HashMap::new();
+                table.insert(key, value);
+                self.slices.push_back((slice, table));
+            }
+        }
+    }
+
+    /// The newest entry for `key`.
+    fn get(&self, key: &K) -> Option<&V> {
+        self.slices.iter().rev().find_map(|(_, t)| t.get(key))
+    }
+
+    fn get_mut(&mut self, key: &K) -> Option<&mut V> {
+        self.slices
+            .iter_mut()
+            .rev()
+            .find_map(|(_, t)| t.get_mut(key))
+    }
+
+    /// Drops the slices whose every entry is older than `keep` at `now_ms`.
+    fn expire(&mut self, now_ms: i64) {
+        while self
+            .slices
+            .front()
+            .is_some_and(|(slice, _)| (slice + 1) * self.slice_ms + self.keep_ms <= now_ms)
+        {
+            self.slices.pop_front();
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.slices.iter().map(|(_, t)| t.len()).sum()
+    }
+}
+
 struct Inner {
-    idempotency: HashMap<IdKey, Record>,
-    /// Expiry order of idempotency records, for cheap pruning.
-    expiry: VecDeque<(OffsetDateTime, IdKey)>,
-    decisions: HashMap<Uuid, Stored>,
+    /// Idempotency records; a record past its `expires` is ignored until its
+    /// slice is dropped, so expiry is exact whatever the slice size.
+    idempotency: Generations<IdKey, Record>,
+    decisions: Generations<Uuid, Stored>,
     ledgers: HashMap<CustomerId, VecDeque<(OffsetDateTime, f64)>>,
     spend: BTreeMap<Date, (f64, u64)>,
     window: Window,
@@ -214,10 +283,35 @@ struct Inner {
     /// Longest per-customer cap window seen; older ledger entries are dropped.
     max_cap_window: Duration,
     commits: u64,
-    /// Decision id → feedback slot, for [`FEEDBACK_HORIZON`].
-    slots: HashMap<Uuid, Slot>,
+    /// Decision id → feedback slot, for [`FEEDBACK_HORIZON`] (checked
+    /// exactly in [`Inner::check_feedback`]).
+    slots: Generations<Uuid, Slot>,
     /// The last [`DECISION_LOG_KEPT`] logged decisions, oldest first.
     log: VecDeque<Logged>,
+}
+
+/// Time slices of the expiring tables: a twelfth of their lifetime, so at
+/// most one twelfth more entries than live ones are held.
+const IDEMPOTENCY_SLICE: Duration = Duration::hours(4);
+const FEEDBACK_SLICE: Duration = Duration::hours(14);
+
+impl Default for Inner {
+    fn default() -> Self {
+        Self {
+            idempotency: Generations::new(IDEMPOTENCY_TTL, IDEMPOTENCY_SLICE),
+            decisions: Generations::new(IDEMPOTENCY_TTL, IDEMPOTENCY_SLICE),
+            ledgers: HashMap::new(),
+            spend: BTreeMap::new(),
+            window: Window::default(),
+            recent: VecDeque::new(),
+            policy: None,
+            history: VecDeque::new(),
+            max_cap_window: Duration::ZERO,
+            commits: 0,
+            slots: Generations::new(FEEDBACK_HORIZON, FEEDBACK_SLICE),
+            log: VecDeque::new(),
+        }
+    }
 }
 
 /// Every this many commits, ledgers of customers not seen for a whole cap
@@ -229,16 +323,10 @@ const SPEND_DAYS_KEPT: usize = 8;
 
 impl Inner {
     fn prune(&mut self, now: OffsetDateTime) {
-        while let Some((exp, _)) = self.expiry.front() {
-            if *exp > now {
-                break;
-            }
-            let (_, id) = self.expiry.pop_front().expect("front exists");
-            if self.idempotency.get(&id).is_some_and(|r| r.expires <= now) {
-                let rec = self.idempotency.remove(&id).expect("present");
-                self.decisions.remove(&rec.decision_id);
-            }
-        }
+        let now_ms = unix_ms(now);
+        self.idempotency.expire(now_ms);
+        self.decisions.expire(now_ms);
+        self.slots.expire(now_ms);
         while self.spend.len() > SPEND_DAYS_KEPT {
             self.spend.pop_first();
         }
@@ -247,8 +335,6 @@ impl Inner {
             let since = now - self.max_cap_window;
             self.ledgers
                 .retain(|_, l| l.back().is_some_and(|(at, _)| *at > since));
-            let horizon = unix_ms(now - FEEDBACK_HORIZON);
-            self.slots.retain(|_, s| s.decided_at_ms >= horizon);
         }
     }
 
@@ -291,17 +377,18 @@ impl Inner {
         self.recent.push_front((at, input.clone()));
         self.recent.truncate(RECENT_INTERACTIONS_KEPT);
         let expires = at + IDEMPOTENCY_TTL;
-        let key = id_key(&interaction_id);
+        let at_ms = unix_ms(at);
         self.idempotency.insert(
-            key,
+            at_ms,
+            id_key(&interaction_id),
             Record {
                 hash,
                 decision_id: decision.decision_id,
                 expires,
             },
         );
-        self.expiry.push_back((expires, key));
         self.slots.insert(
+            at_ms,
             decision.decision_id,
             Slot {
                 decided_at_ms: unix_ms(at),
@@ -314,7 +401,7 @@ impl Inner {
         match location {
             Some(at) => {
                 self.decisions
-                    .insert(decision.decision_id, Stored::Journal(at));
+                    .insert(at_ms, decision.decision_id, Stored::Journal(at));
                 self.log.push_back(Logged::Journal {
                     decided_at: decision.decided_at,
                     decision_id: decision.decision_id,
@@ -323,6 +410,7 @@ impl Inner {
             }
             None => {
                 self.decisions.insert(
+                    at_ms,
                     decision.decision_id,
                     Stored::Here(Box::new(decision.clone())),
                 );
@@ -424,8 +512,6 @@ impl MemoryStore {
             );
         }
         inner.prune(now);
-        let horizon = unix_ms(now - FEEDBACK_HORIZON);
-        inner.slots.retain(|_, s| s.decided_at_ms >= horizon);
         tracing::info!(
             dir = %cfg.dir.display(),
             entries = stats.entries,
@@ -503,7 +589,11 @@ impl Store for MemoryStore {
         let mut inner = self.inner.lock();
         inner.prune(c.now);
 
-        if let Some(rec) = inner.idempotency.get(&id_key(&c.interaction_id)) {
+        if let Some(rec) = inner
+            .idempotency
+            .get(&id_key(&c.interaction_id))
+            .filter(|r| r.expires > c.now)
+        {
             if rec.hash != c.body_hash {
                 return Ok(CommitOutcome::Mismatch);
             }
