@@ -76,13 +76,17 @@ pub struct FeedbackInput {
     pub outcome: Option<OutcomeDetails>,
 }
 
-/// Validated feedback, stamped with the time it was received.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Validated feedback, stamped with the time it was received: what the
+/// store records and `POST /v1/feedback` answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Feedback {
     pub decision_id: Uuid,
+    /// The outcome as one number in [0, 1].
+    #[schema(minimum = 0.0, maximum = 1.0)]
     pub reward: f64,
     #[serde(default)]
     pub outcome: OutcomeDetails,
+    /// When the first report was received (service clock, UTC).
     #[serde(with = "time::serde::rfc3339")]
     pub received_at: OffsetDateTime,
 }

@@ -8,42 +8,15 @@
 //! a decision that is unknown or past the feedback horizon.
 
 use actix_web::{web, HttpResponse};
-use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
-use utoipa::ToSchema;
-use uuid::Uuid;
 
 use super::error::{ApiError, ErrorBody};
 use super::extract::JsonBody;
 use super::AppState;
-use crate::domain::feedback::{Feedback, FeedbackInput, OutcomeDetails};
+use crate::domain::feedback::{Feedback, FeedbackInput};
 use crate::store::{FeedbackOutcome, FEEDBACK_HORIZON};
 
 /// Feedback reports, by `result` (`recorded`, `replayed`, `conflict`, `unknown_decision`).
 pub const FEEDBACK_METRIC: &str = "fairtreat_feedback_total";
-
-/// Feedback as recorded.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct FeedbackRecord {
-    pub decision_id: Uuid,
-    /// The outcome as one number in [0, 1].
-    pub reward: f64,
-    pub outcome: OutcomeDetails,
-    /// When the first report was received (service clock, UTC).
-    #[serde(with = "time::serde::rfc3339")]
-    pub received_at: OffsetDateTime,
-}
-
-impl From<Feedback> for FeedbackRecord {
-    fn from(f: Feedback) -> Self {
-        Self {
-            decision_id: f.decision_id,
-            reward: f.reward,
-            outcome: f.outcome,
-            received_at: f.received_at,
-        }
-    }
-}
 
 fn count(result: &'static str) {
     ::metrics::counter!(FEEDBACK_METRIC, "result" => result).increment(1);
@@ -54,8 +27,8 @@ fn count(result: &'static str) {
     post, path = "/v1/feedback", tag = "feedback",
     request_body = FeedbackInput,
     responses(
-        (status = 201, description = "Recorded (first report for this decision)", body = FeedbackRecord),
-        (status = 200, description = "The same report was recorded before: the stored record, unchanged", body = FeedbackRecord),
+        (status = 201, description = "Recorded (first report for this decision)", body = Feedback),
+        (status = 200, description = "The same report was recorded before: the stored record, unchanged", body = Feedback),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 404, description = "No such decision, or it is older than the feedback horizon (7 days)", body = ErrorBody),
         (status = 409, description = "feedback_conflict: another report is recorded for this decision", body = ErrorBody),
@@ -75,11 +48,11 @@ pub async fn record_feedback(
     match service.record_feedback(&feedback).await? {
         FeedbackOutcome::Recorded => {
             count("recorded");
-            Ok(HttpResponse::Created().json(FeedbackRecord::from(feedback)))
+            Ok(HttpResponse::Created().json(feedback))
         }
         FeedbackOutcome::Replayed(stored) => {
             count("replayed");
-            Ok(HttpResponse::Ok().json(FeedbackRecord::from(stored)))
+            Ok(HttpResponse::Ok().json(stored))
         }
         FeedbackOutcome::Conflict(stored) => {
             count("conflict");
