@@ -77,6 +77,10 @@ pub struct Decided {
     pub justice_cost: f64,
     /// What the decision explored at random, if anything (metrics, logs).
     pub exploration: Option<decide::ExploredPart>,
+    /// The policy's probability of every action it could have taken, for the
+    /// answer served (the fallback's when a gesture was refused); for
+    /// off-policy evaluation of this policy on logged decisions.
+    pub probabilities: Vec<(String, f64)>,
 }
 
 /// The decision service.
@@ -414,6 +418,7 @@ impl DecisionService {
                 utility: choice.utility,
                 justice_cost: choice.justice_cost,
                 exploration: choice.exploration(),
+                probabilities: choice.probabilities.clone(),
                 decision,
                 replayed,
             }

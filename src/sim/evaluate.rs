@@ -35,8 +35,6 @@
 //! Logged propensities are the logging policy's exact probabilities (the
 //! service publishes them), so the importance weights are exact too.
 
-use std::sync::Arc;
-
 use serde::Serialize;
 use time::OffsetDateTime;
 
@@ -45,20 +43,16 @@ use super::ope::{
     bootstrap_confidence_interval, effective_sample_size, importance_weights, Estimator,
     LoggedData, LoggedRound, OpeError,
 };
-use crate::clock::{Clock, ManualClock};
-use crate::domain::decide::{self, gesture_value, Inputs};
-use crate::domain::decision::{ConstraintName, Decision};
-use crate::domain::interaction::{Interaction, InteractionInput};
+use crate::domain::decide::gesture_value;
+use crate::domain::interaction::Interaction;
 use crate::domain::outcome::{OutcomeAction, OutcomeContext, OutcomeModel};
 use crate::domain::policy::Policy;
 use crate::domain::report::fairness_report;
 use crate::domain::scoring;
 use crate::domain::validation::ValidationError;
 use crate::domain::window::{cells_for, WindowStats};
-use crate::service::{DecisionService, Models, ServiceError};
-use crate::store::memory::MemoryStore;
-use crate::store::Store;
-use crate::whatif::ParityFigures;
+use crate::service::{Models, ServiceError};
+use crate::whatif::{replay_decisions, ParityFigures};
 
 /// The action index space the estimators work in: the candidate's catalogue
 /// in order, then [`ActionSpace::other`].
@@ -331,61 +325,6 @@ fn check_records(
         .collect()
 }
 
-/// The candidate's probabilities for each interaction, in the order given
-/// (which must be time order), with the decision the replay recorded.
-///
-/// Replays through [`DecisionService::decide`] on a scratch store, and
-/// plans each interaction once more on the same window snapshot to read the
-/// plan's [`decide::Choice::probabilities`] (a [`crate::service::Decided`]
-/// carries the decision, not the distribution it was drawn from). The
-/// distribution does not depend on the exploration draws, so the second
-/// plan's draws do not matter; which of its choices applies is read off the
-/// decision: the fallback when the store refused the gesture.
-async fn replay_distributions(
-    policy: &Policy,
-    models: &Models,
-    inputs: &[(OffsetDateTime, &InteractionInput, &Interaction)],
-) -> Result<Vec<(Decision, Vec<(String, f64)>)>, ServiceError> {
-    let store = Arc::new(MemoryStore::new());
-    let start = inputs
-        .first()
-        .map_or(OffsetDateTime::UNIX_EPOCH, |(t, _, _)| *t);
-    let clock = ManualClock::new(start);
-    let svc = DecisionService::new(
-        policy.clone(),
-        models.clone(),
-        store.clone(),
-        Arc::new(clock.clone()),
-    );
-    let mut out = Vec::with_capacity(inputs.len());
-    for (at, input, interaction) in inputs {
-        clock.set(*at);
-        let window = store
-            .window_stats(clock.now(), policy.fairness.window_hours)
-            .await?;
-        let plan = decide::plan(&Inputs {
-            interaction,
-            policy,
-            sentiment: models.sentiment.as_ref(),
-            outcome: models.outcome.as_ref(),
-            window: &window,
-            draws: (0.5, 0.5),
-        });
-        let decided = svc.decide(input, (*interaction).clone()).await?;
-        let refused = decided.decision.constraints.iter().any(|c| {
-            matches!(
-                c.name,
-                ConstraintName::PerCustomerCap
-                    | ConstraintName::Budget
-                    | ConstraintName::FailClosed
-            )
-        });
-        let choice = if refused { plan.fallback } else { plan.primary };
-        out.push((decided.decision, choice.probabilities));
-    }
-    Ok(out)
-}
-
 /// Replays the log through the candidate (`policy` with `models`) and maps
 /// every record to a [`Round`], with `reward_model` as `q̂`.
 pub async fn candidate_rounds(
@@ -418,12 +357,19 @@ pub async fn candidate_rounds(
                     .interaction
                     .occurred_at
                     .unwrap_or(OffsetDateTime::UNIX_EPOCH),
-                &logs[k].interaction,
-                &interactions[k],
+                logs[k].interaction.clone(),
+                interactions[k].clone(),
             )
         })
         .collect();
-    let replayed = replay_distributions(&p, models, &inputs).await?;
+    // The real decision path, in time order on a scratch store: each
+    // decision carries the candidate's exact distribution for the answer
+    // it served (the fallback's when a cap or the budget refused a gesture).
+    let replayed = replay_decisions(&p, models, &inputs)
+        .await?
+        .decided
+        .into_iter()
+        .map(|d| (d.decision, d.probabilities));
 
     let mut stats = WindowStats::default();
     let mut rounds: Vec<Option<Round>> = vec![None; logs.len()];
