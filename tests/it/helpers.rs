@@ -201,3 +201,18 @@ pub fn assert_numbers_present(d: &Value) {
         assert!(a["utility"].is_number(), "{d}");
     }
 }
+
+/// A models directory holding `outcome-broken-1`: a valid card and a
+/// truncated artefact, which loading must refuse (422 `model_refused`).
+pub fn broken_outcome_model_dir(tag: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("{tag}-{}", std::process::id()));
+    let m = dir.join("outcome-broken-1");
+    std::fs::create_dir_all(&m).unwrap();
+    std::fs::write(
+        m.join("card.json"),
+        r#"{"version":"outcome-broken-1","task":"outcome","kind":"linfa_logistic_outcome","schema":1}"#,
+    )
+    .unwrap();
+    std::fs::write(m.join("model.json"), "{\"format\": 1, \"kind\":").unwrap();
+    dir
+}

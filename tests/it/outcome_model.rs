@@ -12,7 +12,9 @@ use fairtreat::model::{load, load_version, Loaded};
 use fairtreat::sim::world::generate;
 use serde_json::json;
 
-use crate::helpers::{interaction_for, TestApp, ADMIN_KEY, ANALYST_KEY, MARKETER_KEY};
+use crate::helpers::{
+    broken_outcome_model_dir, interaction_for, TestApp, ADMIN_KEY, ANALYST_KEY, MARKETER_KEY,
+};
 
 const VERSION: &str = "outcome-logreg-1";
 
@@ -141,15 +143,7 @@ async fn the_models_api_lists_and_activates_models() {
 #[actix_web::test]
 async fn a_corrupt_model_is_refused_with_422_and_the_active_one_stays() {
     let app = TestApp::start().await;
-    let dir = std::env::temp_dir().join(format!("fairtreat-models-api-{}", std::process::id()));
-    let m = dir.join("outcome-broken-1");
-    std::fs::create_dir_all(&m).unwrap();
-    std::fs::write(
-        m.join("card.json"),
-        r#"{"version":"outcome-broken-1","task":"outcome","kind":"linfa_logistic_outcome","schema":1}"#,
-    )
-    .unwrap();
-    std::fs::write(m.join("model.json"), "{\"format\": 1, \"kind\":").unwrap();
+    let dir = broken_outcome_model_dir("fairtreat-models-api");
     app.service.set_models_dir(&dir);
     let before = app.service.models().version();
     let (status, body) = app

@@ -14,7 +14,9 @@ use fairtreat::store::{LoggedDecision, Store};
 use serde_json::{json, Value};
 use time::macros::datetime;
 
-use crate::helpers::{interaction_for, TestApp, ADMIN_KEY, ANALYST_KEY, MARKETER_KEY};
+use crate::helpers::{
+    broken_outcome_model_dir, interaction_for, TestApp, ADMIN_KEY, ANALYST_KEY, MARKETER_KEY,
+};
 
 /// The repository's models directory (the test app runs on the bundled
 /// models, which are `vader-lexicon-3.3.2` and `outcome-rules-1` there).
@@ -60,6 +62,19 @@ fn varied(n: usize) -> Vec<Value> {
 fn without_id(mut d: Value) -> Value {
     d["decision_id"] = Value::Null;
     d
+}
+
+/// Attaches `version` as shadow with the admin key; it must succeed.
+async fn attach_shadow(app: &TestApp, version: &str) {
+    let (status, body) = app
+        .call(
+            "POST",
+            &format!("/v1/models/{version}/shadow"),
+            Some(ADMIN_KEY),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
 }
 
 async fn logged(app: &TestApp) -> Vec<LoggedDecision> {
@@ -161,15 +176,7 @@ async fn attaching_and_detaching_a_shadow_needs_models_write() {
 #[actix_web::test]
 async fn a_corrupt_shadow_is_refused_with_422_and_nothing_is_attached() {
     let app = TestApp::start().await;
-    let dir = std::env::temp_dir().join(format!("fairtreat-shadow-api-{}", std::process::id()));
-    let m = dir.join("outcome-broken-1");
-    std::fs::create_dir_all(&m).unwrap();
-    std::fs::write(
-        m.join("card.json"),
-        r#"{"version":"outcome-broken-1","task":"outcome","kind":"linfa_logistic_outcome","schema":1}"#,
-    )
-    .unwrap();
-    std::fs::write(m.join("model.json"), "{\"format\": 1, \"kind\":").unwrap();
+    let dir = broken_outcome_model_dir("fairtreat-shadow-api");
     app.service.set_models_dir(&dir);
     let (status, body) = app
         .call(
@@ -221,15 +228,7 @@ async fn a_shadow_never_changes_what_the_client_receives() {
 #[actix_web::test]
 async fn the_shadow_choice_and_its_probabilities_are_logged_beside_the_decision() {
     let app = app_with_models().await;
-    let (status, _) = app
-        .call(
-            "POST",
-            "/v1/models/sentiment-logreg-1/shadow",
-            Some(ADMIN_KEY),
-            None,
-        )
-        .await;
-    assert_eq!(status, 200);
+    attach_shadow(&app, "sentiment-logreg-1").await;
     let case = varied(1).remove(0);
     let d = app.decide(&case).await;
     let log = logged(&app).await;
@@ -301,15 +300,7 @@ async fn agreement_is_one_for_the_active_models_and_below_one_for_a_different_mo
 
     // The trained sentiment model reads some texts differently.
     app.clock.advance(time::Duration::minutes(1));
-    let (status, _) = app
-        .call(
-            "POST",
-            "/v1/models/sentiment-logreg-1/shadow",
-            Some(ADMIN_KEY),
-            None,
-        )
-        .await;
-    assert_eq!(status, 200);
+    attach_shadow(&app, "sentiment-logreg-1").await;
     for case in &cases[18..] {
         app.decide(case).await;
     }
@@ -349,15 +340,7 @@ async fn agreement_is_one_for_the_active_models_and_below_one_for_a_different_mo
 #[actix_web::test]
 async fn the_estimated_value_is_the_snips_of_the_logged_feedback() {
     let app = app_with_models().await;
-    let (status, _) = app
-        .call(
-            "POST",
-            "/v1/models/sentiment-logreg-1/shadow",
-            Some(ADMIN_KEY),
-            None,
-        )
-        .await;
-    assert_eq!(status, 200);
+    attach_shadow(&app, "sentiment-logreg-1").await;
     let cases = varied(8);
     let mut ids = Vec::new();
     for case in &cases {
