@@ -85,6 +85,7 @@
 //! fingerprint) and [`TrainedSentiment::probabilities`] checks the shape
 //! again before calling linfa; scoring never panics and never returns NaN.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -282,22 +283,32 @@ const NEGATORS: &[&str] = &[
     "without", "wont", "wouldnt", "rarely", "seldom", "despite", "no",
 ];
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 enum Piece {
     /// A normalised word: lower case, no apostrophes, runs of 3+ equal
     /// letters cut to 2; `<url>` and `<user>` for links and mentions.
-    Word { text: String, negator: bool },
+    Word { span: Span, negator: bool },
     /// An emoticon VADER knows, e.g. ":)" or "</3".
-    Emoticon(String),
+    Emoticon(Span),
     /// `!` or `?`: a feature of its own, and the end of a negation scope.
     Mark(char),
     /// Other clause punctuation: ends a negation scope and an n-gram run.
     Break,
 }
 
-/// What the tokeniser sees of a text.
+/// Where a word or emoticon's text sits in [`Tokens::text`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Span {
+    start: usize,
+    end: usize,
+}
+
+/// What the tokeniser sees of a text. The pieces' texts are kept back to
+/// back in one string: this runs on every scored text, and a `String` per
+/// word was a third of the featuriser's time.
 #[derive(Debug, Default)]
 struct Tokens {
+    text: String,
     pieces: Vec<Piece>,
     /// Words with 3+ equal letters in a row before normalising ("sooo").
     elongated: usize,
@@ -308,33 +319,80 @@ struct Tokens {
     users: usize,
 }
 
-fn unescape_html(text: &str) -> String {
-    if !text.contains('&') {
-        return text.to_owned();
+impl Tokens {
+    fn str(&self, span: Span) -> &str {
+        &self.text[span.start..span.end]
     }
-    text.replace("&amp;", "&")
-        .replace("&quot;", "\"")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&#39;", "'")
+
+    /// Appends `text` and returns where it went.
+    fn push_text(&mut self, text: &str) -> Span {
+        let start = self.text.len();
+        self.text.push_str(text);
+        Span {
+            start,
+            end: self.text.len(),
+        }
+    }
+
+    fn push_word(&mut self, span: Span) {
+        let negator = is_negator(self.str(span));
+        self.pieces.push(Piece::Word { span, negator });
+    }
+}
+
+fn is_negator(word: &str) -> bool {
+    NEGATORS.contains(&word)
+}
+
+fn unescape_html(text: &str) -> Cow<'_, str> {
+    if !text.contains('&') {
+        return Cow::Borrowed(text);
+    }
+    Cow::Owned(
+        text.replace("&amp;", "&")
+            .replace("&quot;", "\"")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&#39;", "'"),
+    )
 }
 
 fn tokenize(text: &str, vader: &Vader) -> Tokens {
     let text = unescape_html(text);
-    let mut t = Tokens::default();
+    let mut t = Tokens {
+        text: String::with_capacity(text.len()),
+        pieces: Vec::with_capacity(text.len() / 4),
+        ..Tokens::default()
+    };
+    // Reused for every chunk and word rather than allocated for each.
+    let (mut ascii_lower, mut current, mut raw_word) =
+        (String::new(), String::new(), String::new());
     for chunk in text.split_whitespace() {
-        let lower = chunk.to_lowercase();
+        // `str::to_lowercase` (which lowers a final sigma as such) unless
+        // the chunk is ASCII, where lowering is per byte.
+        let owned_lower;
+        let lower: &str = if chunk.is_ascii() {
+            ascii_lower.clear();
+            ascii_lower.push_str(chunk);
+            ascii_lower.make_ascii_lowercase();
+            &ascii_lower
+        } else {
+            owned_lower = chunk.to_lowercase();
+            &owned_lower
+        };
         if lower.starts_with("http://")
             || lower.starts_with("https://")
             || lower.starts_with("www.")
         {
             t.urls += 1;
-            t.pieces.push(word("<url>".into()));
+            let span = t.push_text("<url>");
+            t.push_word(span);
             continue;
         }
         if lower.len() > 1 && lower.starts_with('@') {
             t.users += 1;
-            t.pieces.push(word("<user>".into()));
+            let span = t.push_text("<user>");
+            t.push_word(span);
             continue;
         }
         let symbolic = lower
@@ -343,17 +401,17 @@ fn tokenize(text: &str, vader: &Vader) -> Tokens {
         if symbolic {
             // Unlike VADER's scorer, also try the original case, so ":D"
             // and ":P" are found.
-            if vader.valence(&lower).is_some() {
-                t.pieces.push(Piece::Emoticon(lower));
+            if vader.valence(lower).is_some() {
+                let span = t.push_text(lower);
+                t.pieces.push(Piece::Emoticon(span));
                 continue;
             }
             if vader.valence(chunk).is_some() {
-                t.pieces.push(Piece::Emoticon(chunk.to_owned()));
+                let span = t.push_text(chunk);
+                t.pieces.push(Piece::Emoticon(span));
                 continue;
             }
         }
-        let mut current = String::new();
-        let mut raw_word = String::new();
         for c in chunk.chars() {
             if c.is_alphanumeric() {
                 current.extend(c.to_lowercase());
@@ -378,11 +436,6 @@ fn tokenize(text: &str, vader: &Vader) -> Tokens {
     t
 }
 
-fn word(text: String) -> Piece {
-    let negator = NEGATORS.contains(&text.as_str());
-    Piece::Word { text, negator }
-}
-
 fn flush(t: &mut Tokens, current: &mut String, raw: &mut String) {
     if current.is_empty() {
         return;
@@ -392,59 +445,67 @@ fn flush(t: &mut Tokens, current: &mut String, raw: &mut String) {
     if letters >= 2 && raw.chars().all(|c| !c.is_lowercase()) {
         t.all_caps += 1;
     }
-    let mut normal = String::with_capacity(current.len());
+    let start = t.text.len();
     let (mut last, mut run, mut elongated) = ('\0', 0, false);
     for c in current.chars() {
         run = if c == last { run + 1 } else { 1 };
         last = c;
         if run <= 2 {
-            normal.push(c);
+            t.text.push(c);
         } else if c.is_alphabetic() {
             elongated = true;
         } else {
-            normal.push(c);
+            t.text.push(c);
         }
     }
     t.elongated += usize::from(elongated);
-    t.pieces.push(word(normal));
+    let span = Span {
+        start,
+        end: t.text.len(),
+    };
+    t.push_word(span);
     current.clear();
     raw.clear();
 }
 
-/// The n-gram terms of a text: unigrams (negation-marked) and, if wanted,
-/// bigrams of adjacent pieces within a clause.
-fn terms(tokens: &Tokens, bigrams: bool) -> Vec<String> {
-    let mut out = Vec::with_capacity(tokens.pieces.len() * 2);
+/// Calls `f` with each n-gram term of a text, in order: unigrams
+/// (negation-marked) and, if wanted, bigrams of adjacent pieces within a
+/// clause. Terms that are not a piece's own text are built in one reused
+/// buffer, so scoring a text allocates no string per term.
+fn visit_terms(tokens: &Tokens, bigrams: bool, mut f: impl FnMut(&str)) {
+    let mut buf = String::new();
     let mut negated = false;
     let mut prev: Option<&str> = None;
     for piece in &tokens.pieces {
-        match piece {
-            Piece::Word { text, negator } => {
+        match *piece {
+            Piece::Word { span, negator } => {
+                let text = tokens.str(span);
                 if negated && !negator {
-                    out.push(concat("not_", "", text));
+                    f(join(&mut buf, "not_", "", text));
                 } else {
-                    out.push(text.clone());
+                    f(text);
                 }
                 if text == "but" {
                     negated = false;
                 }
-                if *negator {
+                if negator {
                     negated = true;
                 }
                 if let (true, Some(p)) = (bigrams, prev) {
-                    out.push(concat(p, " ", text));
+                    f(join(&mut buf, p, " ", text));
                 }
                 prev = Some(text);
             }
-            Piece::Emoticon(e) => {
-                out.push(e.clone());
+            Piece::Emoticon(span) => {
+                let e = tokens.str(span);
+                f(e);
                 if let (true, Some(p)) = (bigrams, prev) {
-                    out.push(concat(p, " ", e));
+                    f(join(&mut buf, p, " ", e));
                 }
                 prev = Some(e);
             }
             Piece::Mark(c) => {
-                out.push(c.to_string());
+                f(c.encode_utf8(&mut [0; 4]));
                 negated = false;
                 prev = None;
             }
@@ -454,17 +515,22 @@ fn terms(tokens: &Tokens, bigrams: bool) -> Vec<String> {
             }
         }
     }
-    out
 }
 
-/// `a + b + c` in one allocation (`format!` is several times slower, and
-/// this runs for every term of every scored text).
-fn concat(a: &str, b: &str, c: &str) -> String {
-    let mut s = String::with_capacity(a.len() + b.len() + c.len());
-    s.push_str(a);
-    s.push_str(b);
-    s.push_str(c);
-    s
+/// `a + b + c`, written over `buf`.
+fn join<'b>(buf: &'b mut String, a: &str, b: &str, c: &str) -> &'b str {
+    buf.clear();
+    buf.push_str(a);
+    buf.push_str(b);
+    buf.push_str(c);
+    buf
+}
+
+/// The n-gram terms of a text as strings (see [`visit_terms`]).
+fn terms(tokens: &Tokens, bigrams: bool) -> Vec<String> {
+    let mut out = Vec::with_capacity(tokens.pieces.len() * 2);
+    visit_terms(tokens, bigrams, |t| out.push(t.to_owned()));
+    out
 }
 
 // ------------------------------------------------------ lexicon features ----
@@ -516,26 +582,27 @@ fn lexicon_features(text: &str, tokens: &Tokens, vader: &Vader) -> [f64; N_LEXIC
     let (mut exclaim, mut question) = (0.0f64, 0.0f64);
     let mut negated = false;
     for piece in &tokens.pieces {
-        let valence = match piece {
-            Piece::Word { text, negator } => {
+        let valence = match *piece {
+            Piece::Word { span, negator } => {
+                let text = tokens.str(span);
                 if text == "but" {
                     after_but = 0.0;
                     negated = false;
                 }
-                if *negator {
+                if negator {
                     negators += 1.0;
                     negated = true;
                     continue;
                 }
                 vader.valence(text)
             }
-            Piece::Emoticon(e) => {
-                let v = vader.valence(e);
+            Piece::Emoticon(span) => {
+                let v = vader.valence(tokens.str(span));
                 emoticons += v.unwrap_or(0.0);
                 v
             }
             Piece::Mark(m) => {
-                if *m == '!' {
+                if m == '!' {
                     exclaim += 1.0;
                 } else {
                     question += 1.0;
@@ -652,6 +719,19 @@ fn text_terms(text: &str, tokens: &Tokens, bigrams: bool) -> Vec<String> {
     t
 }
 
+/// The rows in `nb` of [`text_terms`]'s terms, in the same order, found
+/// without building the list: ids follow the term table's sort order, so
+/// sorting ids sorts terms, and unknown terms drop out either way.
+fn known_term_ids(text: &str, tokens: &Tokens, bigrams: bool, nb: &NaiveBayes) -> Vec<u32> {
+    let mut ids = Vec::with_capacity(tokens.pieces.len() * 2 + 10);
+    let mut find = |term: &str| ids.extend(nb.index.get(term));
+    visit_terms(tokens, bigrams, &mut find);
+    style_terms(text).into_iter().flatten().for_each(find);
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
 /// Texts per domain and label, indexed `[domain][positive]`.
 type DomainCounts = [[u32; 2]; N_DOMAINS];
 
@@ -723,9 +803,11 @@ struct TermStats {
 /// classifier over the same terms.
 #[derive(Debug, Clone, PartialEq)]
 struct NaiveBayes {
-    /// Looked up for every term of every scored text, never iterated into
-    /// a result: a fast hasher.
-    terms: HashMap<String, TermStats, foldhash::fast::RandomState>,
+    /// Each term's row in `stats` (the term table's order). Looked up for
+    /// every term of every scored text, never iterated into a result: a
+    /// fast hasher.
+    index: HashMap<String, u32, foldhash::fast::RandomState>,
+    stats: Vec<TermStats>,
     log_prior: [f64; N_DOMAINS],
 }
 
@@ -792,12 +874,11 @@ impl NaiveBayes {
         for d in 0..N_DOMAINS {
             log_prior[d] = ((texts[d] + 1.0) / (n + N_DOMAINS as f64)).ln();
         }
-        let terms = table
-            .terms
+        let stats = table
+            .counts
             .iter()
-            .zip(&table.counts)
             .enumerate()
-            .map(|(i, (t, c))| {
+            .map(|(i, c)| {
                 let mut stats = TermStats {
                     ratio: global[i].unwrap_or(0.0),
                     domain_ratio: [None; N_DOMAINS],
@@ -808,19 +889,40 @@ impl NaiveBayes {
                     stats.log_likelihood[d] =
                         ((f64::from(c[d][0] + c[d][1]) + smoothing) / totals[d]).ln();
                 }
-                (t.clone(), stats)
+                stats
             })
             .collect();
-        Self { terms, log_prior }
+        let index = table
+            .terms
+            .iter()
+            .zip(0..)
+            .map(|(t, i)| (t.clone(), i))
+            .collect();
+        Self {
+            index,
+            stats,
+            log_prior,
+        }
     }
 
-    /// The naive-Bayes features of a text's distinct terms.
-    fn features(&self, terms: &[String]) -> ([f64; N_NB], [f64; N_DOMAIN_DENSE]) {
+    /// The rows of the known ones among `terms` (distinct and sorted, as
+    /// [`text_terms`] gives them), in order.
+    fn ids(&self, terms: &[String]) -> Vec<u32> {
+        terms
+            .iter()
+            .filter_map(|t| self.index.get(t.as_str()).copied())
+            .collect()
+    }
+
+    /// The naive-Bayes features of a text's distinct known terms, given as
+    /// increasing rows: the sums below run in that order, so the result
+    /// does not depend on how the rows were found.
+    fn features(&self, ids: &[u32]) -> ([f64; N_NB], [f64; N_DOMAIN_DENSE]) {
         let (mut sum, mut n, mut max, mut min) = (0.0, 0.0, 0.0f64, 0.0f64);
         let mut domain_sum = [0.0; N_DOMAINS];
         let mut domain_n = [0.0f64; N_DOMAINS];
         let mut score = self.log_prior;
-        for stats in terms.iter().filter_map(|t| self.terms.get(t)) {
+        for stats in ids.iter().map(|&i| &self.stats[i as usize]) {
             sum += stats.ratio;
             n += 1.0;
             max = max.max(stats.ratio);
@@ -912,11 +1014,11 @@ fn standardised_len(domain_gating: bool) -> usize {
 /// domain block with gating.
 fn unscaled(
     nb: &NaiveBayes,
-    terms: &[String],
+    term_ids: &[u32],
     lexicon: &[f64; N_LEXICON],
     domain_gating: bool,
 ) -> Vec<f64> {
-    let (base_nb, domain) = nb.features(terms);
+    let (base_nb, domain) = nb.features(term_ids);
     let mut out = Vec::with_capacity(standardised_len(domain_gating));
     out.extend_from_slice(&base_nb);
     out.extend_from_slice(lexicon);
@@ -947,8 +1049,8 @@ impl Featurizer {
     fn unscaled(&self, text: &str) -> Vec<f64> {
         let tokens = tokenize(text, &self.vader);
         let lexicon = lexicon_features(text, &tokens, &self.vader);
-        let terms = text_terms(text, &tokens, self.bigrams);
-        unscaled(&self.nb, &terms, &lexicon, self.domain_gating)
+        let ids = known_term_ids(text, &tokens, self.bigrams, &self.nb);
+        unscaled(&self.nb, &ids, &lexicon, self.domain_gating)
     }
 
     /// Standardises `raw` into `row` and appends the gated products.
@@ -1297,7 +1399,7 @@ fn fit(
         let table = CountTable::build(others.map(|(d, _)| d), hp.min_df);
         let nb = NaiveBayes::from_counts(&table, hp.min_df, hp.nb_smoothing);
         for i in (0..rows.len()).filter(|&i| folds[i] == k) {
-            raws[i] = unscaled(&nb, &docs[i].terms, &lexicon[i], hp.domain_gating);
+            raws[i] = unscaled(&nb, &nb.ids(&docs[i].terms), &lexicon[i], hp.domain_gating);
         }
         progress(Progress::Advance(1));
     }
@@ -1846,6 +1948,30 @@ mod tests {
         // Elongation is normalised, emoticons are kept whole.
         let t = terms(&tokenize("sooooo good :) :D", &vader), false);
         assert_eq!(t, ["soo", "good", ":)", ":d"]);
+    }
+
+    #[test]
+    fn scoring_finds_the_same_term_rows_as_the_training_term_lists() {
+        let model = tiny_model();
+        let f = &model.featurizer;
+        let texts = [
+            "I don't like it. Great!! @bob http://x.y",
+            "sooooo good :) :D </3 but NOT great, never again?!",
+            "ΟΔΟΣ Σ ΣΑΣ İstanbul ﬁne café — Don’t; WWW.EXAMPLE.COM &amp; &lt;3",
+            "",
+            "   !!! ??? ... ,,, ",
+            "the the the good good bad bad not not but but",
+            "a👍b 😀 x:)y :-( ;) 123 4ever L8R",
+        ];
+        for text in texts {
+            let tokens = tokenize(text, &f.vader);
+            let by_list = f.nb.ids(&text_terms(text, &tokens, f.bigrams));
+            assert_eq!(
+                known_term_ids(text, &tokens, f.bigrams, &f.nb),
+                by_list,
+                "{text:?}"
+            );
+        }
     }
 
     #[test]

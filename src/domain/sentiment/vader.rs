@@ -214,28 +214,36 @@ impl Vader {
         if tokens.is_empty() {
             return Polarity::ZERO;
         }
-        let lower: Vec<String> = tokens.iter().map(|t| t.to_lowercase()).collect();
+        let (lowered, ranges) = lower_all(&tokens);
+        let lower: Vec<&str> = ranges.iter().map(|r| &lowered[r.clone()]).collect();
+        // One lookup per token: the rules below ask about neighbours up to
+        // three times each.
+        let lexicon: Vec<Option<f64>> = lower
+            .iter()
+            .map(|w| self.lexicon.get(*w).copied())
+            .collect();
         let is_cap_diff = allcap_differential(&tokens);
 
+        let words = Words {
+            tokens: &tokens,
+            lower: &lower,
+            lexicon: &lexicon,
+        };
         let mut sentiments = Vec::with_capacity(tokens.len());
         for i in 0..tokens.len() {
-            let word = lower[i].as_str();
-            let is_kind_of = word == "kind" && lower.get(i + 1).is_some_and(|w| w == "of");
+            let word = lower[i];
+            let is_kind_of = word == "kind" && lower.get(i + 1).is_some_and(|w| *w == "of");
             // Modifiers carry no valence of their own; they act on the next
             // lexicon word instead.
             if booster(word).is_some() || is_kind_of {
                 sentiments.push(0.0);
             } else {
-                sentiments.push(self.sentiment_valence(&tokens, &lower, i, is_cap_diff));
+                sentiments.push(sentiment_valence(&words, i, is_cap_diff));
             }
         }
 
         but_check(&lower, &mut sentiments);
         score_valence(&sentiments, text)
-    }
-
-    fn in_lexicon(&self, word: &str) -> bool {
-        self.lexicon.contains_key(word)
     }
 
     /// Upstream inserts a space before a description only when the previous
@@ -265,77 +273,105 @@ impl Vader {
         }
         out
     }
+}
 
-    fn sentiment_valence(
-        &self,
-        tokens: &[&str],
-        lower: &[String],
-        i: usize,
-        is_cap_diff: bool,
-    ) -> f64 {
-        let Some(&lexicon_valence) = self.lexicon.get(&lower[i]) else {
-            return 0.0;
-        };
-        let mut valence = lexicon_valence;
-        let last = tokens.len() - 1;
+/// The tokens of one text as the rules see them: as written (for the caps
+/// rules), lower-cased, and each one's lexicon valence, looked up once.
+struct Words<'a> {
+    tokens: &'a [&'a str],
+    lower: &'a [&'a str],
+    lexicon: &'a [Option<f64>],
+}
 
-        // "no" directly before another lexicon word is a negator, not a
-        // sentiment word of its own.
-        if lower[i] == "no" && i != last && self.in_lexicon(&lower[i + 1]) {
-            valence = 0.0;
+impl Words<'_> {
+    fn in_lexicon(&self, j: usize) -> bool {
+        self.lexicon[j].is_some()
+    }
+}
+
+/// Every token lower-cased into one buffer (one allocation instead of one
+/// per token), with each token's byte range in it. `str::to_lowercase`, not
+/// a per-char mapping, so a final sigma lowers as upstream's `lower()` does.
+fn lower_all(tokens: &[&str]) -> (String, Vec<std::ops::Range<usize>>) {
+    let mut buf = String::with_capacity(tokens.iter().map(|t| t.len()).sum());
+    let mut ranges = Vec::with_capacity(tokens.len());
+    for t in tokens {
+        let start = buf.len();
+        if t.is_ascii() {
+            buf.extend(t.chars().map(|c| c.to_ascii_lowercase()));
+        } else {
+            buf.push_str(&t.to_lowercase());
         }
-        if (i > 0 && lower[i - 1] == "no")
-            || (i > 1 && lower[i - 2] == "no")
-            || (i > 2 && lower[i - 3] == "no" && (lower[i - 1] == "or" || lower[i - 1] == "nor"))
-        {
-            valence = lexicon_valence * N_SCALAR;
-        }
+        ranges.push(start..buf.len());
+    }
+    (buf, ranges)
+}
 
-        if is_py_upper(tokens[i]) && is_cap_diff {
-            if valence > 0.0 {
-                valence += C_INCR;
-            } else {
-                valence -= C_INCR;
-            }
-        }
+fn sentiment_valence(w: &Words, i: usize, is_cap_diff: bool) -> f64 {
+    let Some(lexicon_valence) = w.lexicon[i] else {
+        return 0.0;
+    };
+    let (tokens, lower) = (w.tokens, w.lower);
+    let mut valence = lexicon_valence;
+    let last = tokens.len() - 1;
 
-        for start_i in 0..3 {
-            if i <= start_i {
-                break;
-            }
-            let j = i - (start_i + 1);
-            if self.in_lexicon(&lower[j]) {
-                continue;
-            }
-            let mut s = scalar_inc_dec(tokens[j], &lower[j], valence, is_cap_diff);
-            // Modifiers further away count for less.
-            if start_i == 1 && s != 0.0 {
-                s *= 0.95;
-            }
-            if start_i == 2 && s != 0.0 {
-                s *= 0.9;
-            }
-            valence += s;
-            valence = negation_check(valence, lower, start_i, i);
-            if start_i == 2 {
-                valence = special_idioms_check(valence, lower, i);
-            }
-        }
-
-        self.least_check(valence, lower, i)
+    // "no" directly before another lexicon word is a negator, not a
+    // sentiment word of its own.
+    if lower[i] == "no" && i != last && w.in_lexicon(i + 1) {
+        valence = 0.0;
+    }
+    if (i > 0 && lower[i - 1] == "no")
+        || (i > 1 && lower[i - 2] == "no")
+        || (i > 2 && lower[i - 3] == "no" && (lower[i - 1] == "or" || lower[i - 1] == "nor"))
+    {
+        valence = lexicon_valence * N_SCALAR;
     }
 
-    fn least_check(&self, valence: f64, lower: &[String], i: usize) -> f64 {
-        let prev_is_least = |i: usize| lower[i - 1] == "least" && !self.in_lexicon(&lower[i - 1]);
-        if i > 1 && prev_is_least(i) {
-            if lower[i - 2] != "at" && lower[i - 2] != "very" {
-                return valence * N_SCALAR;
-            }
-        } else if i > 0 && prev_is_least(i) {
+    if is_py_upper(tokens[i]) && is_cap_diff {
+        if valence > 0.0 {
+            valence += C_INCR;
+        } else {
+            valence -= C_INCR;
+        }
+    }
+
+    for start_i in 0..3 {
+        if i <= start_i {
+            break;
+        }
+        let j = i - (start_i + 1);
+        if w.in_lexicon(j) {
+            continue;
+        }
+        let mut s = scalar_inc_dec(tokens[j], lower[j], valence, is_cap_diff);
+        // Modifiers further away count for less.
+        if start_i == 1 && s != 0.0 {
+            s *= 0.95;
+        }
+        if start_i == 2 && s != 0.0 {
+            s *= 0.9;
+        }
+        valence += s;
+        valence = negation_check(valence, lower, start_i, i);
+        if start_i == 2 {
+            valence = special_idioms_check(valence, lower, i);
+        }
+    }
+
+    least_check(w, valence, i)
+}
+
+fn least_check(w: &Words, valence: f64, i: usize) -> f64 {
+    let lower = w.lower;
+    let prev_is_least = |i: usize| lower[i - 1] == "least" && !w.in_lexicon(i - 1);
+    if i > 1 && prev_is_least(i) {
+        if lower[i - 2] != "at" && lower[i - 2] != "very" {
             return valence * N_SCALAR;
         }
-        valence
+    } else if i > 0 && prev_is_least(i) {
+        return valence * N_SCALAR;
     }
+    valence
 }
 
 fn parse_lexicon(source: &str) -> Result<Lexicon, LexiconError> {
@@ -486,8 +522,8 @@ fn negated(word: &str) -> bool {
 
 /// Upstream `_negation_check`; `start_i` is how far back (0-based) the
 /// modifier being applied sits. Callers guarantee `i > start_i`.
-fn negation_check(valence: f64, lower: &[String], start_i: usize, i: usize) -> f64 {
-    let w = |back: usize| lower[i - back].as_str();
+fn negation_check(valence: f64, lower: &[&str], start_i: usize, i: usize) -> f64 {
+    let w = |back: usize| lower[i - back];
     let so_or_this = |word: &str| word == "so" || word == "this";
     match start_i {
         0 if negated(w(1)) => valence * N_SCALAR,
@@ -504,8 +540,8 @@ fn negation_check(valence: f64, lower: &[String], start_i: usize, i: usize) -> f
 }
 
 /// Upstream `_special_idioms_check`; only reached with `i >= 3`.
-fn special_idioms_check(mut valence: f64, lower: &[String], i: usize) -> f64 {
-    let special = |words: &[String]| phrase_value(SPECIAL_CASES, words);
+fn special_idioms_check(mut valence: f64, lower: &[&str], i: usize) -> f64 {
+    let special = |words: &[&str]| phrase_value(SPECIAL_CASES, words);
     let preceding = [
         &lower[i - 1..=i],
         &lower[i - 2..=i],
@@ -534,7 +570,7 @@ fn special_idioms_check(mut valence: f64, lower: &[String], i: usize) -> f64 {
 /// Looks `words` joined by single spaces up in `table`. Comparing piecewise
 /// avoids building the joined string upstream builds for every lexicon word;
 /// it is equivalent because tokens never contain a space.
-fn phrase_value(table: &[(&str, f64)], words: &[String]) -> Option<f64> {
+fn phrase_value(table: &[(&str, f64)], words: &[&str]) -> Option<f64> {
     let matches = |key: &str| {
         let mut rest = key;
         for (n, word) in words.iter().enumerate() {
@@ -544,7 +580,7 @@ fn phrase_value(table: &[(&str, f64)], words: &[String]) -> Option<f64> {
                 };
                 rest = r;
             }
-            let Some(r) = rest.strip_prefix(word.as_str()) else {
+            let Some(r) = rest.strip_prefix(*word) else {
                 return false;
             };
             rest = r;
@@ -560,12 +596,37 @@ fn phrase_value(table: &[(&str, f64)], words: &[String]) -> Option<f64> {
 /// Upstream iterates the list while locating each element with
 /// `list.index(value)`, i.e. it rescales the *first slot holding an equal
 /// value*, not the current slot. That quirk changes scores, so it is
-/// replicated; an index of slots per value keeps it O(n log n) instead of
-/// upstream's O(n^2), which matters for very long inputs.
-fn but_check(lower: &[String], sentiments: &mut [f64]) {
-    let Some(bi) = lower.iter().position(|w| w == "but") else {
+/// replicated: with upstream's linear search for short texts, and for long
+/// ones with an index of slots per value, which keeps it O(n log n) instead
+/// of upstream's O(n^2).
+fn but_check(lower: &[&str], sentiments: &mut [f64]) {
+    let Some(bi) = lower.iter().position(|w| *w == "but") else {
         return;
     };
+    // Up to this many tokens upstream's own linear `index` is cheaper than
+    // building the index of slots.
+    if sentiments.len() <= 96 {
+        but_rescale_linear(bi, sentiments);
+    } else {
+        but_rescale_indexed(bi, sentiments);
+    }
+}
+
+fn but_rescale_linear(bi: usize, sentiments: &mut [f64]) {
+    for k in 0..sentiments.len() {
+        let value = sentiments[k];
+        let Some(si) = sentiments.iter().position(|&v| v == value) else {
+            continue;
+        };
+        sentiments[si] = match si.cmp(&bi) {
+            std::cmp::Ordering::Less => value * 0.5,
+            std::cmp::Ordering::Greater => value * 1.5,
+            std::cmp::Ordering::Equal => continue,
+        };
+    }
+}
+
+fn but_rescale_indexed(bi: usize, sentiments: &mut [f64]) {
     // `+ 0.0` folds -0.0 into 0.0 so the key follows `==`, as `index` does.
     let key = |v: f64| (v + 0.0).to_bits();
     let mut slots: HashMap<u64, BTreeSet<usize>> = HashMap::new();
@@ -772,13 +833,37 @@ mod tests {
 
     #[test]
     fn but_rescales_the_first_slot_with_an_equal_value_like_list_index() {
-        let lower: Vec<String> = ["x", "but", "a", "b"].map(String::from).to_vec();
+        let lower = ["x", "but", "a", "b"];
         let mut s = vec![0.0, 0.0, 1.0, 1.5];
         but_check(&lower, &mut s);
         // Visiting slot 2 turns [.., 1.0, 1.5] into [.., 1.5, 1.5]; visiting
         // slot 3 then finds 1.5 at slot 2 first and scales that one again,
         // leaving slot 3 untouched.
         assert_eq!(s, vec![0.0, 0.0, 2.25, 1.5]);
+    }
+
+    #[test]
+    fn the_indexed_but_rule_for_long_texts_matches_the_linear_one() {
+        // Few distinct values (signed zeros among them), so the equal-value
+        // quirk fires again and again.
+        let values = [0.0, -0.0, 1.0, 1.5, 2.25, 0.5, -1.0, -2.0, -0.5, 3.0];
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..500 {
+            let n = 1 + (next() % 200) as usize;
+            let bi = (next() % n as u64) as usize;
+            let s: Vec<f64> = (0..n).map(|_| values[(next() % 10) as usize]).collect();
+            let (mut linear, mut indexed) = (s.clone(), s);
+            but_rescale_linear(bi, &mut linear);
+            but_rescale_indexed(bi, &mut indexed);
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&linear), bits(&indexed), "n = {n}, but at {bi}");
+        }
     }
 
     #[test]
@@ -816,7 +901,9 @@ mod tests {
 
     #[test]
     fn phrase_lookup_matches_only_whole_space_joined_keys() {
-        let words = |s: &str| s.split(' ').map(String::from).collect::<Vec<_>>();
+        fn words(s: &str) -> Vec<&str> {
+            s.split(' ').collect()
+        }
         assert_eq!(
             phrase_value(SPECIAL_CASES, &words("kiss of death")),
             Some(-1.5)
