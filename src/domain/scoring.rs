@@ -102,12 +102,14 @@ pub fn signal(text: &str) -> Signal {
         return Signal::NoContent;
     }
     let tokens: Vec<&str> = trimmed.split_whitespace().collect();
+    let starts = |t: &str, prefix: &str| {
+        t.as_bytes()
+            .get(..prefix.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(prefix.as_bytes()))
+    };
     let links = tokens
         .iter()
-        .filter(|t| {
-            let t = t.to_ascii_lowercase();
-            t.starts_with("http://") || t.starts_with("https://") || t.starts_with("www.")
-        })
+        .filter(|t| starts(t, "http://") || starts(t, "https://") || starts(t, "www."))
         .count();
     if links >= 2 || (links >= 1 && tokens.len() <= 3) {
         return Signal::NoContent;

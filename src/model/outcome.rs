@@ -24,7 +24,7 @@
 
 use linfa::prelude::*;
 use linfa_logistic::{FittedLogisticRegression, LogisticRegression};
-use ndarray::{Array1, Array2};
+use ndarray::{Array1, Array2, ArrayBase, ArrayView1, Axis, Data, Ix2};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::decide::{valued_candidates, Inputs};
@@ -365,7 +365,10 @@ impl TrainedOutcome {
 
     /// P(good) of each row of a feature matrix; refuses a wrong shape
     /// instead of letting linfa panic.
-    pub fn predict(&self, x: &Array2<f64>) -> Result<Array1<f64>, OutcomeError> {
+    pub fn predict<S: Data<Elem = f64>>(
+        &self,
+        x: &ArrayBase<S, Ix2>,
+    ) -> Result<Array1<f64>, OutcomeError> {
         let want = self.logistic.params().len();
         if x.ncols() != want {
             return Err(OutcomeError::Shape {
@@ -395,7 +398,10 @@ impl OutcomeModel for TrainedOutcome {
     }
 
     fn p_good(&self, ctx: &OutcomeContext, action: &OutcomeAction) -> f64 {
-        let x = matrix(std::iter::once((ctx, action)));
+        // A view of the one row on the stack: this runs for every candidate
+        // of every decision, several times, so no matrix is allocated.
+        let row = features(ctx, action);
+        let x = ArrayView1::from(&row).insert_axis(Axis(0));
         match self.predict(&x) {
             Ok(p) if p[0].is_finite() => p[0].clamp(1e-6, 1.0 - 1e-6),
             // Unreachable for a validated artefact: uninformative, not a panic.

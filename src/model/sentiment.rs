@@ -86,8 +86,9 @@
 //! again before calling linfa; scoring never panics and never returns NaN.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
 
 use linfa::prelude::*;
 use linfa_logistic::{FittedLogisticRegression, LogisticRegression};
@@ -341,7 +342,11 @@ impl Tokens {
 }
 
 fn is_negator(word: &str) -> bool {
-    NEGATORS.contains(&word)
+    // Asked for every word of every scored text: a hash lookup, not a scan
+    // of the list.
+    static SET: LazyLock<HashSet<&str, foldhash::fast::RandomState>> =
+        LazyLock::new(|| NEGATORS.iter().copied().collect());
+    SET.contains(word)
 }
 
 fn unescape_html(text: &str) -> Cow<'_, str> {
@@ -414,7 +419,11 @@ fn tokenize(text: &str, vader: &Vader) -> Tokens {
         }
         for c in chunk.chars() {
             if c.is_alphanumeric() {
-                current.extend(c.to_lowercase());
+                if c.is_ascii() {
+                    current.push(c.to_ascii_lowercase());
+                } else {
+                    current.extend(c.to_lowercase());
+                }
                 raw_word.push(c);
             } else if c == '\'' || c == '’' {
                 // Apostrophes vanish: "don't" is "dont", "it's" is "its".

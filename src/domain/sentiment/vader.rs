@@ -43,6 +43,7 @@
 //! The lexicons are passed in as strings (no file I/O here) so the caller
 //! decides where they come from; see [`Vader::from_lexicons`].
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 
@@ -78,7 +79,8 @@ const BOOSTER_PHRASES: &[(&str, f64)] = &[
     ("sort of", B_DECR),
 ];
 
-/// Python's `string.punctuation`.
+/// Python's `string.punctuation`, which `char::is_ascii_punctuation` matches.
+#[cfg(test)]
 const ASCII_PUNCTUATION: &str = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~";
 
 /// The single-word part of upstream `BOOSTER_DICT`, applied to tokens.
@@ -248,7 +250,10 @@ impl Vader {
 
     /// Upstream inserts a space before a description only when the previous
     /// char was not an ASCII space, and never after it.
-    fn replace_emoji(&self, text: &str) -> String {
+    fn replace_emoji<'t>(&self, text: &'t str) -> Cow<'t, str> {
+        if text.is_ascii() && !self.ascii_emoji {
+            return Cow::Borrowed(text);
+        }
         let mut out = String::with_capacity(text.len());
         let mut prev_space = true;
         for ch in text.chars() {
@@ -271,7 +276,7 @@ impl Vader {
                 }
             }
         }
-        out
+        Cow::Owned(out)
     }
 }
 
@@ -298,7 +303,8 @@ fn lower_all(tokens: &[&str]) -> (String, Vec<std::ops::Range<usize>>) {
     for t in tokens {
         let start = buf.len();
         if t.is_ascii() {
-            buf.extend(t.chars().map(|c| c.to_ascii_lowercase()));
+            buf.push_str(t);
+            buf[start..].make_ascii_lowercase();
         } else {
             buf.push_str(&t.to_lowercase());
         }
@@ -481,7 +487,8 @@ fn is_py_upper(s: &str) -> bool {
 /// Strips leading/trailing ASCII punctuation unless that would leave two or
 /// fewer chars, which upstream takes to mean the token is an emoticon.
 fn strip_punc_if_word(token: &str) -> &str {
-    let stripped = token.trim_matches(|c| ASCII_PUNCTUATION.contains(c));
+    // `is_ascii_punctuation` is exactly `string.punctuation` (a test checks).
+    let stripped = token.trim_matches(|c: char| c.is_ascii_punctuation());
     if stripped.chars().nth(2).is_none() {
         token
     } else {
@@ -897,6 +904,17 @@ mod tests {
             vader().polarity("is the shit").compound,
             py_round(normalize(-2.6), 4)
         );
+    }
+
+    #[test]
+    fn rust_ascii_punctuation_is_python_string_punctuation() {
+        for c in (0u8..=127).map(char::from) {
+            assert_eq!(
+                c.is_ascii_punctuation(),
+                ASCII_PUNCTUATION.contains(c),
+                "{c:?}"
+            );
+        }
     }
 
     #[test]
