@@ -271,7 +271,7 @@ impl DecisionService {
     }
 
     /// The window counters of the policy in force, now.
-    pub async fn window_stats(&self) -> Result<WindowStats, ServiceError> {
+    pub async fn window_stats(&self) -> Result<Arc<WindowStats>, ServiceError> {
         let hours = self.policy.load().fairness.window_hours;
         Ok(self
             .with_deadline(self.store.window_stats(self.clock.now(), hours))
@@ -353,7 +353,7 @@ impl DecisionService {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(error = %e, "window statistics unavailable");
-                WindowStats::default()
+                Arc::default()
             }
         };
         let plan = decide::plan(&Inputs {
@@ -377,6 +377,9 @@ impl DecisionService {
             daily_budget: policy.budget.daily,
         });
         let shadow = self.shadow_choice(&interaction, &policy, &stats, &hash);
+        // Let go of the snapshot before committing: the store updates it in
+        // place when no decision still holds it, and copies it otherwise.
+        drop(stats);
         // What-if replays need a time for every interaction.
         let mut recorded = input.clone();
         recorded.occurred_at.get_or_insert(now);

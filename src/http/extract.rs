@@ -47,15 +47,13 @@ fn is_json(req: &HttpRequest) -> bool {
 
 /// Parses bytes into `T`, classifying serde's errors the contract's way.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
-    let result: Result<T, _> = serde_path_to_error::deserialize(de);
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let result: Result<T, _> = serde_path_to_error::deserialize(&mut de);
     match result {
         Ok(v) => {
-            // Reject trailing documents or garbage after the value.
-            let mut rest =
-                serde_json::Deserializer::from_slice(bytes).into_iter::<serde_json::Value>();
-            rest.next();
-            if rest.next().is_some() {
+            // Reject trailing documents or garbage after the value, in the
+            // same pass (only whitespace may follow).
+            if de.end().is_err() {
                 return Err(ApiError::InvalidJson {
                     message: "trailing characters after the JSON value".into(),
                     field: None,

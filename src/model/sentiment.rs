@@ -692,7 +692,13 @@ const N_DOMAINS: usize = SETS.len();
 
 /// Pseudo-terms about the look of a text; they help tell the domains apart.
 fn style_terms(text: &str) -> [Option<&'static str>; 10] {
-    let words = text.split_whitespace().count();
+    // One pass over the words for the three word-level terms.
+    let (mut words, mut hashtag, mut lowercase_i) = (0, false, false);
+    for w in text.split_whitespace() {
+        words += 1;
+        hashtag |= w.starts_with('#') && w.len() > 1;
+        lowercase_i |= w == "i";
+    }
     let first = text.trim_start().chars().next();
     [
         (!text.chars().any(char::is_uppercase)).then_some("<style:no-upper>"),
@@ -708,12 +714,8 @@ fn style_terms(text: &str) -> [Option<&'static str>; 10] {
         (words > 25).then_some("<style:long>"),
         (text.contains("..") || text.contains("!!") || text.contains("??"))
             .then_some("<style:repeated-punctuation>"),
-        text.split_whitespace()
-            .any(|w| w.starts_with('#') && w.len() > 1)
-            .then_some("<style:hashtag>"),
-        text.split_whitespace()
-            .any(|w| w == "i")
-            .then_some("<style:lowercase-i>"),
+        hashtag.then_some("<style:hashtag>"),
+        lowercase_i.then_some("<style:lowercase-i>"),
     ]
 }
 

@@ -27,6 +27,7 @@
 //! the process small when 48 hours of decisions must stay replayable.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use parking_lot::Mutex;
@@ -113,20 +114,51 @@ type Bucket = HashMap<Cell, Counts>;
 struct Window {
     buckets: BTreeMap<i64, Bucket>,
     /// (hours, first bucket, last bucket, totals) of the last snapshot.
-    cache: Option<(u32, i64, i64, Bucket)>,
+    /// Handed out shared: a commit changes it in place unless a decision
+    /// still reads it, which is rare, so snapshots are not copied per
+    /// decision.
+    cache: Option<(u32, i64, i64, Arc<WindowStats>)>,
     keep_hours: u32,
 }
 
-fn add_bucket(into: &mut Bucket, from: &Bucket, sign: f64) {
-    for (cell, c) in from {
-        let e = into.entry(cell.clone()).or_default();
-        if sign > 0.0 {
-            e.add(*c);
-        } else {
-            e.decisions -= c.decisions;
-            e.perks -= c.perks;
-            e.value -= c.value;
+/// Adds `c` to `cell`, cloning the key only when the cell is new.
+fn add_counts<M: CellMap>(into: &mut M, cell: &Cell, c: Counts, sign: f64) {
+    let e = into.counts(cell);
+    if sign > 0.0 {
+        e.add(c);
+    } else {
+        e.decisions -= c.decisions;
+        e.perks -= c.perks;
+        e.value -= c.value;
+    }
+}
+
+/// The two maps window counters live in: hourly buckets and the totals.
+trait CellMap {
+    fn counts(&mut self, cell: &Cell) -> &mut Counts;
+}
+
+impl CellMap for Bucket {
+    fn counts(&mut self, cell: &Cell) -> &mut Counts {
+        if !self.contains_key(cell) {
+            self.insert(cell.clone(), Counts::default());
         }
+        self.get_mut(cell).expect("inserted above")
+    }
+}
+
+impl CellMap for BTreeMap<Cell, Counts> {
+    fn counts(&mut self, cell: &Cell) -> &mut Counts {
+        if !self.contains_key(cell) {
+            self.insert(cell.clone(), Counts::default());
+        }
+        self.get_mut(cell).expect("inserted above")
+    }
+}
+
+fn add_bucket(into: &mut BTreeMap<Cell, Counts>, from: &Bucket, sign: f64) {
+    for (cell, c) in from {
+        add_counts(into, cell, *c, sign);
     }
 }
 
@@ -141,12 +173,13 @@ impl Window {
         };
         let bucket = self.buckets.entry(b).or_default();
         for cell in cells {
-            bucket.entry(cell.clone()).or_default().add(one);
+            add_counts(bucket, cell, one, 1.0);
         }
         if let Some((_, first, last, totals)) = &mut self.cache {
             if (*first..=*last).contains(&b) {
+                let totals = &mut Arc::make_mut(totals).cells;
                 for cell in cells {
-                    totals.entry(cell.clone()).or_default().add(one);
+                    add_counts(totals, cell, one, 1.0);
                 }
             }
         }
@@ -163,40 +196,40 @@ impl Window {
         }
     }
 
-    fn snapshot(&mut self, now: OffsetDateTime, hours: u32) -> WindowStats {
+    fn snapshot(&mut self, now: OffsetDateTime, hours: u32) -> Arc<WindowStats> {
         let (first, last) = (first_bucket(now, hours), bucket_of(now));
         let totals = match self.cache.take() {
             Some((h, f, l, mut totals))
                 if h == hours && f <= first && l <= last && first <= l + 1 =>
             {
-                // BTreeMap::range panics on an inverted range, so only ask
-                // for the buckets that moved in or out.
-                if f < first {
-                    for (_, b) in self.buckets.range(f..first) {
-                        add_bucket(&mut totals, b, -1.0);
+                if f < first || l < last {
+                    let cells = &mut Arc::make_mut(&mut totals).cells;
+                    // BTreeMap::range panics on an inverted range, so only
+                    // ask for the buckets that moved in or out.
+                    if f < first {
+                        for (_, b) in self.buckets.range(f..first) {
+                            add_bucket(cells, b, -1.0);
+                        }
                     }
-                }
-                if l < last {
-                    for (_, b) in self.buckets.range(l + 1..=last) {
-                        add_bucket(&mut totals, b, 1.0);
+                    if l < last {
+                        for (_, b) in self.buckets.range(l + 1..=last) {
+                            add_bucket(cells, b, 1.0);
+                        }
                     }
+                    cells.retain(|_, c| c.decisions > 0);
                 }
-                totals.retain(|_, c| c.decisions > 0);
                 totals
             }
             _ => {
-                let mut totals = Bucket::new();
+                let mut cells = BTreeMap::new();
                 for (_, b) in self.buckets.range(first..=last) {
-                    add_bucket(&mut totals, b, 1.0);
+                    add_bucket(&mut cells, b, 1.0);
                 }
-                totals
+                Arc::new(WindowStats { cells })
             }
         };
-        let stats = WindowStats {
-            cells: totals.iter().map(|(k, v)| (k.clone(), *v)).collect(),
-        };
-        self.cache = Some((hours, first, last, totals));
-        stats
+        self.cache = Some((hours, first, last, Arc::clone(&totals)));
+        totals
     }
 }
 
@@ -709,7 +742,7 @@ impl Store for MemoryStore {
         &self,
         now: OffsetDateTime,
         hours: u32,
-    ) -> Result<WindowStats, StoreError> {
+    ) -> Result<Arc<WindowStats>, StoreError> {
         Ok(self.inner.lock().window.snapshot(now, hours))
     }
 

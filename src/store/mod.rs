@@ -14,6 +14,8 @@ pub mod journal;
 pub mod memory;
 pub mod redis;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
@@ -159,11 +161,13 @@ pub trait Store: Send + Sync {
 
     /// Counters over the window of `hours` ending at `now` (see
     /// `domain::window` for the bucket semantics every store shares).
+    /// Shared, because every decision reads one: a store that keeps a
+    /// snapshot hands out references to it instead of copies.
     async fn window_stats(
         &self,
         now: OffsetDateTime,
         hours: u32,
-    ) -> Result<WindowStats, StoreError>;
+    ) -> Result<Arc<WindowStats>, StoreError>;
 
     /// Decisions per hour over the window of `hours` ending at `now`: one
     /// `(bucket, counts)` per hour bucket that holds decisions, oldest first,

@@ -480,7 +480,7 @@ struct WindowCache {
     /// Merged buckets older than the previous hour: they no longer change.
     closed: BTreeMap<i64, Bucket>,
     /// (hours, last bucket, taken at, snapshot).
-    snapshot: Option<(u32, i64, Instant, WindowStats)>,
+    snapshot: Option<(u32, i64, Instant, Arc<WindowStats>)>,
     /// Whether the last refresh failed (then callers do not wait for one).
     failing: bool,
 }
@@ -1471,14 +1471,14 @@ impl Store for RedisStore {
         &self,
         now: OffsetDateTime,
         hours: u32,
-    ) -> Result<WindowStats, StoreError> {
+    ) -> Result<Arc<WindowStats>, StoreError> {
         let inner = &self.inner;
         let ttl = inner.cfg.window_snapshot_ttl;
         if ttl.is_zero() {
             return self
                 .bounded(async {
                     inner.gate().await?;
-                    inner.read_window(now, hours, false).await
+                    inner.read_window(now, hours, false).await.map(Arc::new)
                 })
                 .await;
         }
@@ -1510,7 +1510,7 @@ impl Store for RedisStore {
                 let limit = bg.cfg.op_timeout.max(Duration::from_secs(2));
                 let r = tokio::time::timeout(limit, async {
                     bg.gate().await?;
-                    bg.read_window(now, hours, true).await
+                    bg.read_window(now, hours, true).await.map(Arc::new)
                 })
                 .await
                 .unwrap_or_else(|_| {

@@ -459,7 +459,7 @@ pub async fn window_counters_match_the_reference_model_at_hour_edges(s: Subject)
         }
         for hours in [1, 2, 24] {
             assert_eq!(
-                s.store.window_stats(*at, hours).await.unwrap(),
+                *s.store.window_stats(*at, hours).await.unwrap(),
                 model.window(*at, hours),
                 "window of {hours} h at {at}"
             );
@@ -803,7 +803,7 @@ pub fn random_operation_sequences_agree_with_the_reference_model(kind: &'static 
                     for hours in [1u32, 3] {
                         prop_assert_eq!(
                             s.store.window_stats(now, hours).await.expect("window"),
-                            model.window(now, hours)
+                            model.window(now, hours).into()
                         );
                     }
                 }
