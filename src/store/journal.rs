@@ -437,10 +437,21 @@ impl Journal {
     /// [`FsyncPolicy::Always`], flushed before returning. `at` picks the
     /// day's segment.
     pub fn append(&self, entry: &Entry, at: OffsetDateTime) -> Result<Location, JournalError> {
+        self.append_line(&Self::encode(entry)?, at)
+    }
+
+    /// The line [`Self::append`] writes for `entry`, newline included; so
+    /// a caller can encode before taking a lock and write under it.
+    pub fn encode(entry: &Entry) -> Result<Vec<u8>, JournalError> {
         // A decision line is 1.5-3 KB: start there rather than grow into it.
         let mut line = Vec::with_capacity(4096);
         serde_json::to_writer(&mut line, entry)?;
         line.push(b'\n');
+        Ok(line)
+    }
+
+    /// Appends a line made by [`Self::encode`] (see [`Self::append`]).
+    pub fn append_line(&self, line: &[u8], at: OffsetDateTime) -> Result<Location, JournalError> {
         let day = at.to_offset(time::UtcOffset::UTC).date();
         let s = &*self.shared;
         let mut open = s.open.lock();
@@ -457,7 +468,7 @@ impl Journal {
         // `write_all` on a regular file opened for appending is one write(2)
         // for a line this size; if it fails part-way the partial line is cut
         // off again, so the next line does not follow garbage.
-        if let Err(e) = (&*open.file).write_all(&line) {
+        if let Err(e) = (&*open.file).write_all(line) {
             let _ = open.file.set_len(open.len);
             return Err(io_err(&open.path)(e));
         }

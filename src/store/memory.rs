@@ -560,13 +560,53 @@ impl MemoryStore {
 
     /// Writes `entry` to the journal, if there is one, and says where.
     fn journal(&self, entry: &Entry, at: OffsetDateTime) -> Result<Option<Location>, StoreError> {
+        let line = self.encode(entry)?;
+        self.write(line.as_deref(), at)
+    }
+
+    /// The journal line of `entry`, if there is a journal.
+    fn encode(&self, entry: &Entry) -> Result<Option<Vec<u8>>, StoreError> {
         match &self.journal {
-            Some(j) => j.append(entry, at).map(Some).map_err(|e| {
-                tracing::error!(error = %e, "journal write failed: nothing recorded");
-                StoreError::Unavailable(format!("the journal cannot be written: {e}"))
-            }),
+            Some(_) => Journal::encode(entry).map(Some).map_err(journal_failed),
             None => Ok(None),
         }
+    }
+
+    /// Appends a line from [`Self::encode`].
+    fn write(
+        &self,
+        line: Option<&[u8]>,
+        at: OffsetDateTime,
+    ) -> Result<Option<Location>, StoreError> {
+        match (&self.journal, line) {
+            (Some(j), Some(line)) => j.append_line(line, at).map(Some).map_err(journal_failed),
+            _ => Ok(None),
+        }
+    }
+
+    /// The stored answer for a known interaction id, if any.
+    fn known(
+        &self,
+        inner: &Inner,
+        interaction_id: &InteractionId,
+        hash: BodyHash,
+        now: OffsetDateTime,
+    ) -> Result<Option<CommitOutcome>, StoreError> {
+        let Some(rec) = inner
+            .idempotency
+            .get(&id_key(interaction_id))
+            .filter(|r| r.expires > now)
+        else {
+            return Ok(None);
+        };
+        if rec.hash != hash {
+            return Ok(Some(CommitOutcome::Mismatch));
+        }
+        let stored = inner
+            .decisions
+            .get(&rec.decision_id)
+            .ok_or_else(|| StoreError::Corrupt("idempotency record without decision".into()))?;
+        Ok(Some(CommitOutcome::Replayed(self.load(stored)?)))
     }
 
     /// A recorded decision, from memory or read back from the journal.
@@ -616,30 +656,73 @@ impl MemoryStore {
     }
 }
 
+fn journal_failed(e: JournalError) -> StoreError {
+    tracing::error!(error = %e, "journal write failed: nothing recorded");
+    StoreError::Unavailable(format!("the journal cannot be written: {e}"))
+}
+
+/// Which of a commit's rendered answers is given.
+enum Answer {
+    Granted,
+    RefusedByCap,
+    RefusedByBudget,
+}
+
+/// The journal entry recording `answer` for `c`, and that answer.
+fn decision_entry(c: Commit, answer: Answer, granted_value: Option<f64>) -> (Entry, Decision) {
+    let decision = match answer {
+        Answer::Granted => c.granted,
+        Answer::RefusedByCap => c.refused_by_cap,
+        Answer::RefusedByBudget => c.refused_by_budget,
+    };
+    let entry = Entry::Decision(Box::new(DecisionEntry {
+        at: c.now,
+        interaction_id: c.interaction_id,
+        customer_id: c.customer_id,
+        body_hash: hex::encode(c.body_hash),
+        cells: c.cells,
+        window_hours: c.window_hours,
+        granted_value,
+        cap_window_days: c.grant.as_ref().map(|g| g.caps.window_days),
+        input: c.input,
+        decision: decision.clone(),
+        shadow: c.shadow,
+    }));
+    (entry, decision)
+}
+
 #[async_trait]
 impl Store for MemoryStore {
     async fn commit(&self, c: Commit) -> Result<CommitOutcome, StoreError> {
-        let mut inner = self.inner.lock();
-        inner.prune(c.now);
-
-        if let Some(rec) = inner
-            .idempotency
-            .get(&id_key(&c.interaction_id))
-            .filter(|r| r.expires > c.now)
-        {
-            if rec.hash != c.body_hash {
-                return Ok(CommitOutcome::Mismatch);
+        if c.grant.is_none() {
+            // Without a gesture the answer does not depend on caps or the
+            // budget: build and encode the journal line before taking the
+            // lock every commit contends for.
+            let hash = c.body_hash;
+            let (entry, decision) = decision_entry(c, Answer::Granted, None);
+            let line = self.encode(&entry)?;
+            let Entry::Decision(e) = entry else {
+                unreachable!("built above")
+            };
+            let mut inner = self.inner.lock();
+            inner.prune(e.at);
+            if let Some(known) = self.known(&inner, &e.interaction_id, hash, e.at)? {
+                return Ok(known);
             }
-            let stored = inner
-                .decisions
-                .get(&rec.decision_id)
-                .ok_or_else(|| StoreError::Corrupt("idempotency record without decision".into()))?;
-            return Ok(CommitOutcome::Replayed(self.load(stored)?));
+            // Journal first: if the line cannot be written, nothing changes.
+            let at = self.write(line.as_deref(), e.at)?;
+            inner.apply(*e, hash, at);
+            return Ok(CommitOutcome::Recorded(decision));
         }
 
+        let mut inner = self.inner.lock();
+        inner.prune(c.now);
+        if let Some(known) = self.known(&inner, &c.interaction_id, c.body_hash, c.now)? {
+            return Ok(known);
+        }
         let day = c.now.date();
-        let (decision, granted_value) = match &c.grant {
-            None => (c.granted, None),
+        let (answer, granted_value) = match &c.grant {
+            None => (Answer::Granted, None),
             Some(g) => {
                 let cap_window = Duration::days(i64::from(g.caps.window_days));
                 let since = c.now - cap_window;
@@ -658,33 +741,22 @@ impl Store for MemoryStore {
                 if count >= g.caps.perks_per_customer
                     || value + g.value > g.caps.max_value_per_customer
                 {
-                    (c.refused_by_cap, None)
+                    (Answer::RefusedByCap, None)
                 } else if spent + g.value > g.daily_budget {
-                    (c.refused_by_budget, None)
+                    (Answer::RefusedByBudget, None)
                 } else {
-                    (c.granted, Some(g.value))
+                    (Answer::Granted, Some(g.value))
                 }
             }
         };
-        let entry = Entry::Decision(Box::new(DecisionEntry {
-            at: c.now,
-            interaction_id: c.interaction_id,
-            customer_id: c.customer_id,
-            body_hash: hex::encode(c.body_hash),
-            cells: c.cells,
-            window_hours: c.window_hours,
-            granted_value,
-            cap_window_days: c.grant.as_ref().map(|g| g.caps.window_days),
-            input: c.input,
-            decision: decision.clone(),
-            shadow: c.shadow,
-        }));
+        let (hash, now) = (c.body_hash, c.now);
+        let (entry, decision) = decision_entry(c, answer, granted_value);
         // Journal first: if the line cannot be written, nothing changes.
-        let at = self.journal(&entry, c.now)?;
+        let at = self.journal(&entry, now)?;
         let Entry::Decision(e) = entry else {
             unreachable!("built above")
         };
-        inner.apply(*e, c.body_hash, at);
+        inner.apply(*e, hash, at);
         Ok(CommitOutcome::Recorded(decision))
     }
 
