@@ -36,6 +36,11 @@ use rand::{Rng, SeedableRng};
 use serde_json::json;
 use time::macros::datetime;
 
+/// The server's allocator (see `src/main.rs`), so the figure is the
+/// server's.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// The acceptance limit.
 const LIMIT_MB: f64 = 100.0;
 const CUSTOMERS: usize = 10_000;
