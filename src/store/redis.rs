@@ -107,9 +107,8 @@
 //! | `P:{s<k>}:spent:D` | hash | `v` value, `n` grants | 8 days |
 //! | `P:{s<k>}:grants:D` | list | the grant log: one JSON entry per grant | 35 days |
 //! | `P:{s<k>}:w:B` | hash | `d\|cell`, `p\|cell`, `v\|cell` counters | until the bucket leaves the window + 1 h |
-//! | `P:{s<k>}:recent` | list | recent interactions, newest first, capped | the window |
 //! | `P:{s<k>}:fb:<decision id>` | hash | `t` decision time (ms), `f` feedback JSON once reported | feedback horizon (7 days) + 1 day |
-//! | `P:{s<k>}:log` | stream | the decision log: `t` time (ms), `d` request + answer + shadow JSON | `MAXLEN ~ 10000`; 30 days after the last write |
+//! | `P:{s<k>}:log` | stream | the decision log: `t` time (ms), `d` request + answer + shadow JSON; also where recent interactions (what-if) are read from, newest first | `MAXLEN ~ 10000`; 30 days after the last write |
 //! | `P:{s<k>}:fblog` | stream | the feedback log: `f` feedback JSON | `MAXLEN ~ 10000`; 30 days after the last write |
 //! | `P:{meta}:pool:D` | hash | `rem`, `total`, `ver`: the day's unleased budget | 8 days |
 //! | `P:{meta}:policy` | hash | `version`, `doc` | none (the configuration) |
@@ -191,6 +190,9 @@ pub const DECISION_LOG_TTL: Duration = Duration::from_secs(30 * 86_400);
 const LOG_READ_LIMIT: Duration = Duration::from_secs(60);
 /// Stream entries read per `XRANGE` call.
 const LOG_PAGE: usize = 1000;
+/// Page of a backwards read of the decision log for recent interactions
+/// (entries are a few KiB: smaller pages than a full export's).
+const RECENT_PAGE: usize = 200;
 /// Rounds of commit → reserve → commit before a commit settles for a refusal.
 const COMMIT_ROUNDS: usize = 3;
 /// A stale window snapshot is still served for this long while a refresh
@@ -388,9 +390,6 @@ impl Keys {
     fn window(&self, k: u16, bucket: i64) -> String {
         self.shard(k, &format!("w:{bucket}"))
     }
-    fn recent(&self, k: u16) -> String {
-        self.shard(k, "recent")
-    }
     fn feedback(&self, k: u16, id: Uuid) -> String {
         self.shard(k, &format!("fb:{id}"))
     }
@@ -444,12 +443,18 @@ fn utc_day(t: OffsetDateTime) -> Date {
     t.to_offset(time::UtcOffset::UTC).date()
 }
 
-/// One recent interaction as kept in the shard's list.
-#[derive(Serialize, Deserialize)]
+/// What a recent-interactions read needs of a decision-log entry (the rest
+/// of the entry is skipped unparsed).
+#[derive(Deserialize)]
 struct RecentEntry {
-    #[serde(with = "time::serde::rfc3339")]
-    at: OffsetDateTime,
     input: InteractionInput,
+    decision: DecidedAt,
+}
+
+#[derive(Deserialize)]
+struct DecidedAt {
+    #[serde(with = "time::serde::rfc3339")]
+    decided_at: OffsetDateTime,
 }
 
 /// The start of a decision-log entry; the commit script appends the chosen
@@ -539,6 +544,29 @@ fn text(v: &Value) -> Option<String> {
         Value::Int(i) => Some(i.to_string()),
         _ => None,
     }
+}
+
+/// One entry of an `XRANGE`/`XREVRANGE` reply: its id and its (field,
+/// value) pairs.
+fn stream_entry(entry: Value, key: &str) -> Result<(String, Vec<(String, String)>), StoreError> {
+    let mut parts = array(entry)?.into_iter();
+    let (Some(id), Some(fields)) = (parts.next(), parts.next()) else {
+        return Err(StoreError::Corrupt(format!("stream entry of {key}")));
+    };
+    let id = text(&id).ok_or_else(|| StoreError::Corrupt("stream id".into()))?;
+    let pairs = array(fields)?
+        .chunks(2)
+        .filter_map(|p| Some((text(p.first()?)?, text(p.get(1)?)?)))
+        .collect();
+    Ok((id, pairs))
+}
+
+/// The value of field `name` of a stream entry.
+fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    fields
+        .iter()
+        .find(|(f, _)| f == name)
+        .map(|(_, v)| v.as_str())
 }
 
 fn array(v: Value) -> Result<Vec<Value>, StoreError> {
@@ -959,9 +987,6 @@ impl Inner {
             .arg(ms(SPEND_TTL))
             .arg(ms(GRANT_LOG_TTL))
             .arg(p.window_ttl)
-            .arg(&p.recent)
-            .arg(p.recent_keep)
-            .arg(p.recent_ttl)
             .arg(&p.decision_id)
             .arg(&p.idem_ref)
             .arg(&p.grant_entry)
@@ -1109,6 +1134,56 @@ impl Inner {
         ))
     }
 
+    /// The newest decisions of shard `k`'s log made at or after `since`,
+    /// newest first, at most `limit`: read backwards in pages, stopping at
+    /// the first entry older than `since`.
+    async fn recent_of_shard(
+        &self,
+        k: u16,
+        since: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<RecentEntry>, StoreError> {
+        // `t` is the decision time in whole milliseconds: entries of the
+        // millisecond of `since` are parsed and compared exactly.
+        let since_ms = unix_ms(since);
+        let key = self.keys.log(k);
+        let mut out = Vec::new();
+        let mut end = "+".to_string();
+        while out.len() < limit {
+            let count = (limit - out.len()).min(RECENT_PAGE);
+            let cmd = redis::cmd("XREVRANGE")
+                .arg(&key)
+                .arg(&end)
+                .arg("-")
+                .arg("COUNT")
+                .arg(count)
+                .to_owned();
+            let page = array(self.query::<Value>(&cmd).await?)?;
+            let n = page.len();
+            for entry in page {
+                let (id, fields) = stream_entry(entry, &key)?;
+                end = format!("({id}");
+                let t: i64 = field(&fields, "t")
+                    .and_then(|t| t.parse().ok())
+                    .ok_or_else(|| StoreError::Corrupt("decision log entry time".into()))?;
+                if t < since_ms {
+                    return Ok(out);
+                }
+                let d = field(&fields, "d")
+                    .ok_or_else(|| StoreError::Corrupt("decision log entry".into()))?;
+                let e: RecentEntry =
+                    serde_json::from_str(d).map_err(|e| corrupt("decision log entry", e))?;
+                if e.decision.decided_at >= since {
+                    out.push(e);
+                }
+            }
+            if n < count {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
     /// Every entry of a stream, oldest first, as (field, value) pairs, read
     /// in pages so no single reply is huge.
     async fn read_stream(&self, key: String) -> Result<Vec<Vec<(String, String)>>, StoreError> {
@@ -1125,16 +1200,7 @@ impl Inner {
             let page = array(self.query::<Value>(&cmd).await?)?;
             let n = page.len();
             for entry in page {
-                let mut parts = array(entry)?.into_iter();
-                let (Some(id), Some(fields)) = (parts.next(), parts.next()) else {
-                    return Err(StoreError::Corrupt(format!("stream entry of {key}")));
-                };
-                let id = text(&id).ok_or_else(|| StoreError::Corrupt("stream id".into()))?;
-                let flat = array(fields)?;
-                let pairs = flat
-                    .chunks(2)
-                    .filter_map(|p| Some((text(p.first()?)?, text(p.get(1)?)?)))
-                    .collect();
+                let (id, pairs) = stream_entry(entry, &key)?;
                 out.push(pairs);
                 start = format!("({id}");
             }
@@ -1150,12 +1216,6 @@ impl Inner {
         k: u16,
         since_ms: i64,
     ) -> Result<(Vec<LoggedDecision>, Vec<Feedback>), StoreError> {
-        let field = |entry: &[(String, String)], name: &str| {
-            entry
-                .iter()
-                .find(|(f, _)| f == name)
-                .map(|(_, v)| v.clone())
-        };
         let mut log = Vec::new();
         for entry in self.read_stream(self.keys.log(k)).await? {
             let t: i64 = field(&entry, "t")
@@ -1166,13 +1226,13 @@ impl Inner {
             }
             let d = field(&entry, "d")
                 .ok_or_else(|| StoreError::Corrupt("decision log entry".into()))?;
-            log.push(serde_json::from_str(&d).map_err(|e| corrupt("decision log entry", e))?);
+            log.push(serde_json::from_str(d).map_err(|e| corrupt("decision log entry", e))?);
         }
         let mut feedback = Vec::new();
         for entry in self.read_stream(self.keys.feedback_log(k)).await? {
             let f = field(&entry, "f")
                 .ok_or_else(|| StoreError::Corrupt("feedback log entry".into()))?;
-            feedback.push(serde_json::from_str(&f).map_err(|e| corrupt("feedback log entry", e))?);
+            feedback.push(serde_json::from_str(f).map_err(|e| corrupt("feedback log entry", e))?);
         }
         Ok((log, feedback))
     }
@@ -1270,7 +1330,7 @@ impl Inner {
 
 /// Everything a commit sends, built once for all its rounds.
 struct Prepared {
-    keys: [String; 9],
+    keys: [String; 8],
     hash: String,
     now_ms: i64,
     value: i64,
@@ -1281,13 +1341,13 @@ struct Prepared {
     daily: i64,
     version: u32,
     window_ttl: i64,
-    recent: String,
-    recent_keep: usize,
-    recent_ttl: i64,
     decision_id: String,
     /// `<customer>:<interaction>`, what the decision index points to.
     idem_ref: String,
     grant_entry: String,
+    /// Granted, refused by the cap, refused by the budget; the refusals are
+    /// empty when no gesture was requested (the script cannot choose them),
+    /// which keeps a third of the bytes out of most commits.
     answers: [String; 3],
     /// The decision-log entry up to the answer (see `lua/commit.lua`).
     log_head: String,
@@ -1314,11 +1374,6 @@ impl Prepared {
         };
         // The bucket leaves the window at (bucket + hours) h; keep one more hour.
         let window_ttl = ((bucket + hours + 1) * 3_600_000 - now_ms).max(3_600_000);
-        let recent = serde_json::to_string(&RecentEntry {
-            at: c.now,
-            input: c.input.clone(),
-        })
-        .map_err(|e| corrupt("recent entry", e))?;
         let grant_entry = match &c.grant {
             Some(_) => serde_json::to_string(&GrantRecord {
                 decision_id: c.granted.decision_id,
@@ -1350,7 +1405,6 @@ impl Prepared {
                 keys.spent(shard, day),
                 keys.grants(shard, day),
                 keys.window(shard, bucket),
-                keys.recent(shard),
                 keys.feedback(shard, c.granted.decision_id),
                 keys.log(shard),
             ],
@@ -1364,17 +1418,17 @@ impl Prepared {
             daily,
             version: c.granted.policy_version,
             window_ttl,
-            recent,
-            recent_keep: recent_per_shard(keys.shards),
-            recent_ttl: hours * 3_600_000,
             decision_id: c.granted.decision_id.to_string(),
             idem_ref: format!("{}:{}", c.customer_id, c.interaction_id),
             grant_entry,
-            answers: [
-                json(&c.granted)?,
-                json(&c.refused_by_cap)?,
-                json(&c.refused_by_budget)?,
-            ],
+            answers: match c.grant {
+                Some(_) => [
+                    json(&c.granted)?,
+                    json(&c.refused_by_cap)?,
+                    json(&c.refused_by_budget)?,
+                ],
+                None => [json(&c.granted)?, String::new(), String::new()],
+            },
             log_head,
             cells,
         })
@@ -1382,8 +1436,9 @@ impl Prepared {
 }
 
 /// Recent interactions kept per shard: twice the fair share of
-/// [`RECENT_INTERACTIONS_KEPT`], so the merged newest entries are exact when
-/// customers spread over shards, and the total stays bounded.
+/// [`RECENT_INTERACTIONS_KEPT`] read from each shard's decision log, so the
+/// merged newest entries are exact when customers spread over shards, and a
+/// what-if read stays bounded.
 fn recent_per_shard(shards: u16) -> usize {
     (2 * RECENT_INTERACTIONS_KEPT).div_ceil(usize::from(shards.max(1)))
 }
@@ -1564,30 +1619,18 @@ impl Store for RedisStore {
             return Ok(Vec::new());
         }
         let inner = self.inner.clone();
+        let per_shard = limit.min(recent_per_shard(inner.keys.shards));
         self.bounded(async move {
             inner.gate().await?;
-            let reads = (0..inner.keys.shards).map(|k| {
-                let cmd = redis::cmd("LRANGE")
-                    .arg(inner.keys.recent(k))
-                    .arg(0)
-                    .arg(limit.saturating_sub(1))
-                    .to_owned();
-                let inner = &inner;
-                async move { inner.query::<Vec<String>>(&cmd).await }
-            });
+            let reads = (0..inner.keys.shards).map(|k| inner.recent_of_shard(k, since, per_shard));
             let mut all: Vec<RecentEntry> = Vec::new();
             for r in join_all(reads).await {
-                for e in r? {
-                    all.push(serde_json::from_str(&e).map_err(|e| corrupt("recent entry", e))?);
-                }
+                all.extend(r?);
             }
-            all.sort_by_key(|e| std::cmp::Reverse(e.at));
-            Ok(all
-                .into_iter()
-                .take_while(|e| e.at >= since)
-                .take(limit)
-                .map(|e| e.input)
-                .collect())
+            // Stable: entries of one shard decided in the same instant keep
+            // their log order.
+            all.sort_by_key(|e| std::cmp::Reverse(e.decision.decided_at));
+            Ok(all.into_iter().take(limit).map(|e| e.input).collect())
         })
         .await
     }
@@ -1942,7 +1985,6 @@ mod tests {
             keys.spent(k, day),
             keys.grants(k, day),
             keys.window(k, -3),
-            keys.recent(k),
             keys.feedback(k, Uuid::nil()),
             keys.log(k),
             keys.feedback_log(k),

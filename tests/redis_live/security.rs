@@ -13,7 +13,7 @@ use crate::redis_harness::{self as h, RedisOptions, RedisServer, Replica};
 /// Exactly the commands the store sends, directly or from its scripts.
 pub const ACL_COMMANDS: &str = "+evalsha +script|load +ping +get +set +exists \
     +hget +hmget +hset +hgetall +hincrby +pexpire \
-    +lrange +lpush +rpush +ltrim +zadd +zrange +zremrangebyscore +xadd +xrange";
+    +lrange +lpush +rpush +ltrim +zadd +zrange +zremrangebyscore +xadd +xrange +xrevrange";
 
 fn acl_user(redis: &RedisServer, user: &str, password: &str, commands: &str) {
     let mut args = vec!["ACL", "SETUSER", user, "reset", "on"];
@@ -178,11 +178,39 @@ async fn canary_secrets_never_reach_logs_or_bodies_and_an_acl_user_limited_to_th
         .await;
     assert_eq!(s, 200);
     assert_eq!(history[0]["version"], change["version"]);
-    for path in ["/readyz", "/metrics", "/healthz"] {
-        let (s, _) = seen
+    // The what-if preview reads recent interactions from the decision log.
+    let (s, whatif) = seen
+        .call(
+            &client,
+            Method::POST,
+            replica.url("/v1/policy/simulate"),
+            None,
+            Some(&json!({ "policy": change["policy"] })),
+        )
+        .await;
+    assert_eq!(s, 200, "{whatif}");
+    assert_eq!(whatif["replayed"], 1, "the one decision made: {whatif}");
+    let (s, fb) = seen
+        .call(
+            &client,
+            Method::POST,
+            replica.url("/v1/feedback"),
+            None,
+            Some(&json!({ "decision_id": id, "reward": 1.0 })),
+        )
+        .await;
+    assert_eq!(s, 201, "{fb}");
+    for path in [
+        "/readyz",
+        "/metrics",
+        "/healthz",
+        "/v1/fairness/report?attribute=tier",
+        "/v1/dashboard/summary",
+    ] {
+        let (s, b) = seen
             .call(&client, Method::GET, replica.url(path), None, None)
             .await;
-        assert_eq!(s, 200, "{path}");
+        assert_eq!(s, 200, "{path}: {b}");
     }
 
     // The ACL user cannot do anything else.
@@ -289,37 +317,53 @@ async fn canary_secrets_never_reach_logs_or_bodies_and_an_acl_user_limited_to_th
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_command_the_acl_forbids_fails_closed_with_a_degraded_answer_not_a_5xx() {
+async fn a_write_the_acl_forbids_fails_closed_with_a_degraded_answer_and_nothing_half_applied() {
     let _serial = h::heavy().await;
-    let redis = RedisServer::start();
-    // Everything but ZADD: a grant's ledger write is refused (NOPERM)
-    // inside the commit script, so nothing of it is applied.
-    let crippled = ACL_COMMANDS.replace("+zadd ", "");
-    acl_user(&redis, "crippled", "crippled-pw", &crippled);
-    let replica = Replica::start(
-        &format!("redis://crippled:crippled-pw@127.0.0.1:{}", redis.port),
-        None,
-        &[],
-    );
-    let client = reqwest::Client::new();
-    for n in 0..3 {
-        let resp = client
-            .post(replica.url("/v1/decisions"))
-            .json(&body(&format!("n-{n}")))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 200);
-        let d: Value = resp.json().await.unwrap();
-        assert_eq!(d["degraded"], true, "{d}");
-        assert!(d["gesture"].is_null());
+    // Each write only the commit script runs, on a decision that grants: the
+    // script checks it before its first write, so the refusal (NOPERM)
+    // leaves nothing of the decision behind, whichever command it is.
+    for forbidden in ["zadd", "rpush", "xadd", "zremrangebyscore"] {
+        let redis = RedisServer::start();
+        let grant = format!("+{forbidden}");
+        let crippled: Vec<&str> = ACL_COMMANDS
+            .split_whitespace()
+            .filter(|c| *c != grant)
+            .collect();
+        assert_eq!(crippled.len() + 1, ACL_COMMANDS.split_whitespace().count());
+        let crippled = crippled.join(" ");
+        acl_user(&redis, "crippled", "crippled-pw", &crippled);
+        let replica = Replica::start(
+            &format!("redis://crippled:crippled-pw@127.0.0.1:{}", redis.port),
+            None,
+            &[],
+        );
+        let client = reqwest::Client::new();
+        for n in 0..3 {
+            let resp = client
+                .post(replica.url("/v1/decisions"))
+                .json(&body(&format!("n-{n}")))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 200, "without {forbidden}");
+            let d: Value = resp.json().await.unwrap();
+            assert_eq!(d["degraded"], true, "without {forbidden}: {d}");
+            assert!(d["gesture"].is_null(), "without {forbidden}: {d}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let logs = replica.logs();
+        let refusal = format!("may not run {}", forbidden.to_uppercase());
+        assert!(
+            logs.contains("failed closed") && logs.contains(&refusal),
+            "the refusal of {forbidden} is logged: {logs}"
+        );
+        // Nothing half-applied: no idempotency record, no decision log.
+        for pattern in ["ft:*idem*", "ft:{s*}:log", "ft:*:fb:*"] {
+            assert_eq!(
+                redis.cli(&["--scan", "--pattern", pattern]).trim(),
+                "",
+                "without {forbidden}: {pattern}"
+            );
+        }
     }
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let logs = replica.logs();
-    assert!(
-        logs.contains("failed closed") && logs.contains("may not run ZADD"),
-        "the refusal is logged: {logs}"
-    );
-    // Nothing half-applied: no idempotency record, no spend.
-    assert_eq!(redis.cli(&["--scan", "--pattern", "ft:*idem*"]).trim(), "");
 }
