@@ -42,9 +42,11 @@ pub const BATCH_MAX: usize = 1000;
 /// Body limit of a batch: room for [`BATCH_MAX`] interactions of a few KiB.
 pub const BATCH_BODY_LIMIT: usize = 8 * 1024 * 1024;
 
-/// Items decided between two yields to the worker's other requests, so a
-/// large batch does not hold a worker for its whole duration.
-const YIELD_EVERY: usize = 32;
+/// Items decided together (one window snapshot, one
+/// [`decide_all`](crate::service::DecisionService::decide_all): one round
+/// trip to Redis) and between two yields to the worker's other requests, so
+/// a large batch does not hold a worker for its whole duration.
+const CHUNK: usize = 32;
 
 /// The request: the interactions, each kept as raw JSON until it is parsed
 /// on its own.
@@ -165,35 +167,70 @@ pub async fn create_decisions(
         )));
     }
     let mut results = Vec::with_capacity(n);
-    for (index, raw) in req.interactions.iter().enumerate() {
-        if index > 0 && index % YIELD_EVERY == 0 {
+    for (chunk, raws) in req.interactions.chunks(CHUNK).enumerate() {
+        if chunk > 0 {
             tokio::task::yield_now().await;
         }
-        results.push(match decide_one(&state, raw).await {
-            Ok((decision, replayed)) => BatchResult {
-                index,
-                status: 200,
-                decision: Some(decision),
-                replayed: Some(replayed),
-                error: None,
-            },
-            Err(e) => {
-                if e.status_code().is_server_error() {
-                    tracing::error!(error = %e, index, "batch item failed");
-                }
-                BatchResult::failed(index, &e)
-            }
-        });
+        let first = chunk * CHUNK;
+        results.extend(decide_chunk(&state, first, raws).await);
     }
     Ok(HttpResponse::Ok().json(BatchResponse { results }))
 }
 
-/// One item, through exactly the single endpoint's steps.
-async fn decide_one(state: &AppState, raw: &RawValue) -> Result<(Decision, bool), ApiError> {
-    let input: InteractionInput = parse_json(raw.get().as_bytes())?;
-    let interaction = Interaction::try_from(input.clone())?;
+/// Items `first..first + raws.len()`, through exactly the single endpoint's
+/// steps: parsed and validated one by one (an invalid item costs only its
+/// own result), then decided together.
+async fn decide_chunk(state: &AppState, first: usize, raws: &[Box<RawValue>]) -> Vec<BatchResult> {
+    let mut interactions = Vec::with_capacity(raws.len());
+    let inputs: Vec<Result<InteractionInput, ApiError>> = raws
+        .iter()
+        .map(|raw| {
+            let input: InteractionInput = parse_json(raw.get().as_bytes())?;
+            interactions.push(Interaction::try_from(input.clone())?);
+            Ok(input)
+        })
+        .collect();
+    let valid = inputs
+        .iter()
+        .filter_map(|i| i.as_ref().ok())
+        .zip(interactions)
+        .collect();
     let started = std::time::Instant::now();
-    let decided = state.service.decide(&input, interaction).await?;
-    observe_decision(&decided, started)?;
-    Ok((decided.decision, decided.replayed))
+    let decided = state.service.decide_all(valid).await;
+    let took = started.elapsed() / u32::try_from(decided.len().max(1)).unwrap_or(u32::MAX);
+    let mut decided = decided.into_iter();
+    inputs
+        .into_iter()
+        .enumerate()
+        .map(|(k, input)| {
+            let index = first + k;
+            let outcome = match input {
+                Err(e) => Err(e),
+                Ok(_) => match decided.next() {
+                    Some(d) => d.map_err(ApiError::from).and_then(|d| {
+                        observe_decision(&d, took)?;
+                        Ok(d)
+                    }),
+                    None => Err(ApiError::Internal(
+                        "the service returned fewer outcomes than items".into(),
+                    )),
+                },
+            };
+            match outcome {
+                Ok(d) => BatchResult {
+                    index,
+                    status: 200,
+                    decision: Some(d.decision),
+                    replayed: Some(d.replayed),
+                    error: None,
+                },
+                Err(e) => {
+                    if e.status_code().is_server_error() {
+                        tracing::error!(error = %e, index, "batch item failed");
+                    }
+                    BatchResult::failed(index, &e)
+                }
+            }
+        })
+        .collect()
 }

@@ -37,16 +37,17 @@ pub async fn create_decision(
     let decided = state.service.decide(&input, interaction).await?;
     let d = &decided.decision;
     span.record("decision_id", d.decision_id.to_string().as_str());
-    observe_decision(&decided, started)?;
+    observe_decision(&decided, started.elapsed())?;
     Ok(HttpResponse::Ok().json(d))
 }
 
 /// What every decided interaction reports, on the single and the batch
 /// path alike: the decision metrics (once per new decision, not for
-/// replays), and a refusal to hand out a non-finite number.
+/// replays), and a refusal to hand out a non-finite number. `took` is the
+/// time the decision took (a batch item's share of its chunk's time).
 pub(super) fn observe_decision(
     decided: &Decided,
-    started: std::time::Instant,
+    took: std::time::Duration,
 ) -> Result<(), ApiError> {
     let d = &decided.decision;
     if !decided.replayed {
@@ -54,7 +55,7 @@ pub(super) fn observe_decision(
         // allocates nothing for them.
         let degraded = if d.degraded { "true" } else { "false" };
         ::metrics::counter!(metrics::DECISIONS, "action" => d.action.clone(), "degraded" => degraded).increment(1);
-        ::metrics::histogram!(metrics::DECISION_DURATION).record(started.elapsed().as_secs_f64());
+        ::metrics::histogram!(metrics::DECISION_DURATION).record(took.as_secs_f64());
         metrics::record_exploration(decided);
         if let Some(g) = &d.gesture {
             ::metrics::counter!(metrics::GESTURE_VALUE, "currency" => g.currency.clone())

@@ -141,7 +141,7 @@ pub struct Spend {
     pub grants: u64,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The store cannot be reached or did not answer in time. The outcome of
     /// a commit is then unknown: replaying the interaction id resolves it.
@@ -158,6 +158,28 @@ pub trait Store: Send + Sync {
     /// the gesture against the customer's caps and today's budget, record the
     /// chosen answer, the ledger entry and window counters, and return it.
     async fn commit(&self, commit: Commit) -> Result<CommitOutcome, StoreError>;
+
+    /// Commits many decisions, in order: the outcome of each is what
+    /// [`Store::commit`] would return had they been committed one after the
+    /// other (a commit sees the caps, budget and idempotency records of the
+    /// ones before it). A store whose commits are round trips overrides this
+    /// to send them together; the default commits one at a time.
+    async fn commit_all(&self, commits: Vec<Commit>) -> Vec<Result<CommitOutcome, StoreError>> {
+        let mut out = Vec::with_capacity(commits.len());
+        for c in commits {
+            out.push(self.commit(c).await);
+        }
+        out
+    }
+
+    /// Whether [`Store::commit_all`] is cheaper than one commit at a time,
+    /// so a batch is worth planning ahead on one window snapshot (Redis,
+    /// whose snapshot is a cached one anyway). A store that answers false
+    /// gets batch items one at a time, each seeing the window counts of the
+    /// ones before.
+    fn batches_commits(&self) -> bool {
+        false
+    }
 
     /// Counters over the window of `hours` ending at `now` (see
     /// `domain::window` for the bucket semantics every store shares).

@@ -147,7 +147,9 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::io::tcp::TcpSettings;
-use redis::{Cmd, FromRedisValue, RedisError, Script, ScriptInvocation, Value};
+use redis::{
+    Cmd, ErrorKind, FromRedisValue, RedisError, Script, ScriptInvocation, ServerErrorKind, Value,
+};
 use serde::{Deserialize, Serialize};
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
@@ -341,6 +343,41 @@ enum Connection {
     Cluster(Box<ClusterState>),
 }
 
+/// What one call is sent on: a clone of the managed connection or of the
+/// Cluster connection.
+enum Handle {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl redis::aio::ConnectionLike for Handle {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> redis::RedisFuture<'a, Value> {
+        match self {
+            Handle::Single(c) => c.req_packed_command(cmd),
+            Handle::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<Value>> {
+        match self {
+            Handle::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Handle::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Handle::Single(c) => c.get_db(),
+            Handle::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
 /// A Cluster connection, made on first use (redis-rs connects eagerly).
 struct ClusterState {
     client: ClusterClient,
@@ -530,6 +567,28 @@ enum Reply {
     Short,
 }
 
+impl Reply {
+    /// Reads the commit script's reply (see `lua/commit.lua`).
+    fn parse(reply: Value) -> Result<Self, StoreError> {
+        let reply = array(reply)?;
+        let field = |i: usize| reply.get(i).and_then(text);
+        match (field(0).as_deref(), field(1), field(2)) {
+            (Some("mismatch"), _, _) => Ok(Reply::Mismatch),
+            (Some("replay"), Some(j), _) => Ok(Reply::Replay(j)),
+            (Some("short"), _, _) => Ok(Reply::Short),
+            (Some("rec"), Some(choice), Some(unused)) => Ok(Reply::Recorded(
+                choice,
+                unused
+                    .parse()
+                    .map_err(|e| corrupt("unused reservation", e))?,
+            )),
+            _ => Err(StoreError::Corrupt(format!(
+                "unexpected commit reply {reply:?}"
+            ))),
+        }
+    }
+}
+
 enum Lease {
     Got,
     Short,
@@ -544,6 +603,19 @@ fn text(v: &Value) -> Option<String> {
         Value::Int(i) => Some(i.to_string()),
         _ => None,
     }
+}
+
+/// `value` as JSON, in a buffer sized for it up front (the commit's
+/// strings are a few KiB: growing them by doubling was measurable).
+fn json_string<T: Serialize>(value: &T, capacity: usize) -> serde_json::Result<String> {
+    let mut buf = Vec::with_capacity(capacity);
+    serde_json::to_writer(&mut buf, value)?;
+    // serde_json writes valid UTF-8 only.
+    Ok(String::from_utf8(buf).expect("serde_json writes UTF-8"))
+}
+
+fn is_noscript(e: &RedisError) -> bool {
+    e.kind() == ErrorKind::Server(ServerErrorKind::NoScript)
 }
 
 /// One entry of an `XRANGE`/`XREVRANGE` reply: its id and its (field,
@@ -884,35 +956,59 @@ impl Inner {
     }
 
     async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, StoreError> {
-        let r = match &self.conn {
-            Connection::Single(m) => cmd.query_async(&mut m.clone()).await,
-            Connection::Cluster(cs) => {
-                let ClusterState {
-                    client,
-                    conn,
-                    connecting,
-                } = &**cs;
-                let mut c = self.cluster_conn(client, conn, connecting).await?;
-                cmd.query_async(&mut c).await
-            }
-        };
-        r.map_err(|e| self.unavailable(e))
+        self.raw_query(cmd).await?.map_err(|e| self.unavailable(e))
+    }
+
+    /// `cmd`, with Redis's own error inside (the caller tells a missing
+    /// script from an unusable Redis); outside, a cluster connection that
+    /// could not be made.
+    async fn raw_query<T: FromRedisValue>(
+        &self,
+        cmd: &Cmd,
+    ) -> Result<Result<T, RedisError>, StoreError> {
+        Ok(cmd.query_async(&mut self.handle().await?).await)
+    }
+
+    /// `pipe`'s replies, one per command (a failed command does not fail
+    /// the others); outside, as for [`Self::raw_query`].
+    async fn pipeline(
+        &self,
+        pipe: &redis::Pipeline,
+    ) -> Result<Result<Vec<Result<Value, RedisError>>, RedisError>, StoreError> {
+        Ok(pipe.query_async(&mut self.handle().await?).await)
+    }
+
+    /// Loads `script` (after Redis lost it: restarted or flushed).
+    async fn load(&self, script: &Script) -> Result<(), StoreError> {
+        script
+            .load_async(&mut self.handle().await?)
+            .await
+            .map(drop)
+            .map_err(|e| self.unavailable(e))
     }
 
     async fn invoke(&self, inv: &ScriptInvocation<'_>) -> Result<Value, StoreError> {
-        let r = match &self.conn {
-            Connection::Single(m) => inv.invoke_async(&mut m.clone()).await,
+        inv.invoke_async(&mut self.handle().await?)
+            .await
+            .map_err(|e| self.unavailable(e))
+    }
+
+    /// A connection to send calls on (a Cluster connection is made on
+    /// first use).
+    async fn handle(&self) -> Result<Handle, StoreError> {
+        match &self.conn {
+            Connection::Single(m) => Ok(Handle::Single(m.clone())),
             Connection::Cluster(cs) => {
                 let ClusterState {
                     client,
                     conn,
                     connecting,
                 } = &**cs;
-                let mut c = self.cluster_conn(client, conn, connecting).await?;
-                inv.invoke_async(&mut c).await
+                Ok(Handle::Cluster(
+                    self.cluster_conn(client, conn, connecting).await?,
+                ))
             }
-        };
-        r.map_err(|e| self.unavailable(e))
+        }
     }
 
     /// Checks once per process that every replica agrees on the layout.
@@ -945,36 +1041,26 @@ impl Inner {
             &*REPLACE_POLICY,
             &*FEEDBACK,
         ] {
-            let r = match &self.conn {
-                Connection::Single(m) => script.load_async(&mut m.clone()).await,
-                Connection::Cluster(cs) => {
-                    let ClusterState {
-                        client,
-                        conn,
-                        connecting,
-                    } = &**cs;
-                    let mut c = self.cluster_conn(client, conn, connecting).await?;
-                    script.load_async(&mut c).await
-                }
-            };
-            r.map_err(|e| self.unavailable(e))?;
+            self.load(script).await?;
         }
         self.layout_ok.store(true, Ordering::Release);
         Ok(())
     }
 
-    /// One commit script call.
-    async fn commit_once(
-        &self,
-        p: &Prepared,
-        reserved: i64,
-        pool_dry: bool,
-    ) -> Result<Reply, StoreError> {
-        let mut inv = COMMIT.prepare_invoke();
+    /// The `EVALSHA` of one commit script call.
+    fn commit_cmd(p: &Prepared, reserved: i64, pool_dry: bool) -> Cmd {
+        let bytes = p.keys.iter().map(String::len).sum::<usize>()
+            + p.answers.iter().map(String::len).sum::<usize>()
+            + p.log_head.len()
+            + p.grant_entry.len()
+            + p.cells.iter().map(String::len).sum::<usize>()
+            + 512;
+        let mut cmd = Cmd::with_capacity(34 + p.cells.len(), bytes);
+        cmd.arg("EVALSHA").arg(COMMIT.get_hash()).arg(p.keys.len());
         for k in &p.keys {
-            inv.key(k);
+            cmd.arg(k);
         }
-        inv.arg(&p.hash)
+        cmd.arg(&p.hash)
             .arg(p.now_ms)
             .arg(ms(IDEMPOTENCY_TTL.unsigned_abs()))
             .arg(p.value)
@@ -998,24 +1084,30 @@ impl Inner {
             .arg(DECISION_LOG_KEPT)
             .arg(ms(DECISION_LOG_TTL));
         for c in &p.cells {
-            inv.arg(c);
+            cmd.arg(c);
         }
-        let reply = array(self.invoke(&inv).await?)?;
-        let field = |i: usize| reply.get(i).and_then(text);
-        match (field(0).as_deref(), field(1), field(2)) {
-            (Some("mismatch"), _, _) => Ok(Reply::Mismatch),
-            (Some("replay"), Some(j), _) => Ok(Reply::Replay(j)),
-            (Some("short"), _, _) => Ok(Reply::Short),
-            (Some("rec"), Some(choice), Some(unused)) => Ok(Reply::Recorded(
-                choice,
-                unused
-                    .parse()
-                    .map_err(|e| corrupt("unused reservation", e))?,
-            )),
-            _ => Err(StoreError::Corrupt(format!(
-                "unexpected commit reply {reply:?}"
-            ))),
+        cmd
+    }
+
+    /// One commit script call.
+    async fn commit_once(
+        &self,
+        p: &Prepared,
+        reserved: i64,
+        pool_dry: bool,
+    ) -> Result<Reply, StoreError> {
+        let cmd = Self::commit_cmd(p, reserved, pool_dry);
+        let reply = match self.raw_query::<Value>(&cmd).await? {
+            Err(e) if is_noscript(&e) => {
+                // A restarted Redis: load the script and call again (the
+                // refused call ran nothing).
+                self.load(&COMMIT).await?;
+                self.raw_query::<Value>(&cmd).await?
+            }
+            r => r,
         }
+        .map_err(|e| self.unavailable(e))?;
+        Reply::parse(reply)
     }
 
     /// Reserves `amount` from the day's pool.
@@ -1076,11 +1168,127 @@ impl Inner {
     async fn commit(&self, c: Commit) -> Result<CommitOutcome, StoreError> {
         self.gate().await?;
         let p = Prepared::new(&c, &self.keys)?;
-        let day = utc_day(c.now);
+        // A pool known to be dry refuses at once: no `short` round trip.
+        let dry = self.pool_known_dry(p.day, p.version);
+        let first = self.commit_once(&p, 0, dry).await?;
+        self.settle(c, &p, first, dry).await
+    }
+
+    /// Commits in order, their first calls sent together: in one pipeline on
+    /// one Redis, in one per shard on a Cluster (a pipeline must stay in one
+    /// slot there). The later rounds of those that need a reservation
+    /// (`short`) then run one commit at a time, in input order. That keeps
+    /// every outcome one of a sequential order: a first call never grants
+    /// (it holds no reservation), a refusal by the cap it makes stands
+    /// (a grant an earlier `short` commit gets later only adds to the
+    /// ledger), and commits of one customer keep their order in its shard.
+    async fn commit_all(&self, commits: Vec<Commit>) -> Vec<Result<CommitOutcome, StoreError>> {
+        if let Err(e) = self.gate().await {
+            return vec![Err(e); commits.len()];
+        }
+        let prepared: Vec<Result<Prepared, StoreError>> = commits
+            .iter()
+            .map(|c| Prepared::new(c, &self.keys))
+            .collect();
+        let mut groups: BTreeMap<u16, Vec<usize>> = BTreeMap::new();
+        for (i, p) in prepared.iter().enumerate() {
+            if let Ok(p) = p {
+                let group = if self.cluster { p.shard } else { 0 };
+                groups.entry(group).or_default().push(i);
+            }
+        }
+        let mut firsts: Vec<Option<Result<(Reply, bool), StoreError>>> =
+            (0..commits.len()).map(|_| None).collect();
+        let calls = groups
+            .into_values()
+            .map(|group| self.first_calls(&prepared, group));
+        for replies in join_all(calls).await {
+            for (i, reply) in replies {
+                firsts[i] = Some(reply);
+            }
+        }
+        let mut out = Vec::with_capacity(commits.len());
+        for ((c, p), first) in commits.into_iter().zip(prepared).zip(firsts) {
+            out.push(match (p, first) {
+                (Ok(p), Some(Ok((first, dry)))) => self.settle(c, &p, first, dry).await,
+                (Err(e), _) | (_, Some(Err(e))) => Err(e),
+                (Ok(_), None) => Err(StoreError::Corrupt(
+                    "a commit of the batch was not sent".into(),
+                )),
+            });
+        }
+        out
+    }
+
+    /// The first calls (no reservation) of the commits `group` of
+    /// `prepared`, in one pipeline.
+    async fn first_calls(
+        &self,
+        prepared: &[Result<Prepared, StoreError>],
+        group: Vec<usize>,
+    ) -> Vec<(usize, Result<(Reply, bool), StoreError>)> {
+        // A pool known to be dry refuses at once, as in `commit`.
+        let ready: Vec<(usize, &Prepared, bool)> = group
+            .iter()
+            .filter_map(|&i| {
+                let p = prepared[i].as_ref().ok()?;
+                Some((i, p, self.pool_known_dry(p.day, p.version)))
+            })
+            .collect();
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors();
+        for &(_, p, dry) in &ready {
+            pipe.add_command(Self::commit_cmd(p, 0, dry));
+        }
+        let replies = match self.pipeline(&pipe).await {
+            Ok(Ok(replies)) => replies,
+            Ok(Err(e)) => {
+                let e = self.unavailable(e);
+                return group.into_iter().map(|i| (i, Err(e.clone()))).collect();
+            }
+            Err(e) => return group.into_iter().map(|i| (i, Err(e.clone()))).collect(),
+        };
+        let mut out = Vec::with_capacity(group.len());
+        for (&(i, p, dry), reply) in ready.iter().zip(replies) {
+            let reply = match reply {
+                // Redis lost the script (restarted): this call ran nothing;
+                // `commit_once` loads it and calls again.
+                Err(e) if is_noscript(&e) => self.commit_once(p, 0, dry).await,
+                Err(e) => Err(self.unavailable(e)),
+                Ok(v) => Reply::parse(v),
+            };
+            out.push((i, reply.map(|r| (r, dry))));
+        }
+        if out.len() < ready.len() {
+            let e = StoreError::Corrupt("a pipeline answered fewer replies than calls".into());
+            out.extend(
+                ready[out.len()..]
+                    .iter()
+                    .map(|&(i, _, _)| (i, Err(e.clone()))),
+            );
+        }
+        out
+    }
+
+    /// The rounds of a commit, from the reply of its first call (made
+    /// without a reservation, `pool_dry` as given): reserve and call again
+    /// on `short`, hand back what a call did not spend.
+    async fn settle(
+        &self,
+        c: Commit,
+        p: &Prepared,
+        first: Reply,
+        pool_dry: bool,
+    ) -> Result<CommitOutcome, StoreError> {
+        let day = p.day;
         let mut reserved = 0;
-        let mut pool_dry = false;
+        let mut pool_dry = pool_dry;
+        let mut next = Some(first);
         for round in 0..COMMIT_ROUNDS {
-            let reply = self.commit_once(&p, reserved, pool_dry).await?;
+            let reply = match next.take() {
+                Some(reply) => reply,
+                None => self.commit_once(p, reserved, pool_dry).await?,
+            };
             let unused = match &reply {
                 Reply::Recorded(_, unused) => *unused,
                 Reply::Short => 0,
@@ -1330,6 +1538,9 @@ impl Inner {
 
 /// Everything a commit sends, built once for all its rounds.
 struct Prepared {
+    shard: u16,
+    /// The UTC day of the decision (its budget pool).
+    day: Date,
     keys: [String; 8],
     hash: String,
     now_ms: i64,
@@ -1361,7 +1572,7 @@ impl Prepared {
         let bucket = bucket_of(c.now);
         let now_ms = unix_ms(c.now);
         let hours = i64::from(c.window_hours.max(1));
-        let json = |d: &Decision| serde_json::to_string(d).map_err(|e| corrupt("decision", e));
+        let json = |d: &Decision| json_string(d, 1536).map_err(|e| corrupt("decision", e));
         let (value, perks_cap, value_cap, cap_ms, daily) = match &c.grant {
             Some(g) => (
                 milli(g.value).max(0),
@@ -1385,19 +1596,27 @@ impl Prepared {
             .map_err(|e| corrupt("grant entry", e))?,
             None => String::new(),
         };
-        let head = serde_json::to_string(&LogHead {
-            input: &c.input,
-            shadow: c.shadow.as_ref(),
-        })
+        let mut log_head = json_string(
+            &LogHead {
+                input: &c.input,
+                shadow: c.shadow.as_ref(),
+            },
+            1024,
+        )
         .map_err(|e| corrupt("decision log entry", e))?;
         // `{"input":…}` becomes `{"input":…,"decision":` + answer + `}`.
-        let log_head = format!("{},\"decision\":", head.strip_suffix('}').unwrap_or(&head));
+        if log_head.ends_with('}') {
+            log_head.pop();
+        }
+        log_head.push_str(",\"decision\":");
         let cells = c
             .cells
             .iter()
             .map(|cell| serde_json::to_string(cell).map_err(|e| corrupt("cell", e)))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
+            shard,
+            day,
             keys: [
                 keys.idem(shard, &c.customer_id, &c.interaction_id),
                 keys.dec(shard, c.granted.decision_id),
@@ -1484,18 +1703,22 @@ impl<T: Send + 'static> Drop for FinishOnDrop<T> {
     }
 }
 
-#[async_trait]
-impl Store for RedisStore {
-    async fn commit(&self, commit: Commit) -> Result<CommitOutcome, StoreError> {
-        // Polled here while the caller waits; if the caller gives up (its
-        // deadline passed), the commit is finished in the background, so a
-        // reservation taken from the pool is spent or handed back, and the
-        // unknown outcome settles quickly for the replay.
+impl RedisStore {
+    /// Runs `work` (one commit or several), waiting for it at most
+    /// `budget`. If the caller gives up (its deadline passed) or the budget
+    /// runs out, the work is finished in the background instead of being
+    /// dropped, so a reservation taken from the pool is spent or handed
+    /// back, and the unknown outcome settles quickly for a replay.
+    async fn run_commits<T, F, Fut>(&self, budget: Duration, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Arc<Inner>) -> Fut,
+        Fut: std::future::Future<Output = Result<T, StoreError>> + Send + 'static,
+    {
         let inner = self.inner.clone();
-        inner.check_breaker()?;
-        let bg = inner.clone();
+        let work = work(inner.clone());
         let finishing = FinishOnDrop::new(async move {
-            match tokio::time::timeout(COMMIT_TASK_LIMIT, bg.commit(commit)).await {
+            match tokio::time::timeout(COMMIT_TASK_LIMIT, work).await {
                 Ok(r) => r,
                 Err(_) => Err(StoreError::Unavailable(format!(
                     "the commit did not finish within {} s",
@@ -1503,7 +1726,6 @@ impl Store for RedisStore {
                 ))),
             }
         });
-        let budget = inner.cfg.call_budget.min(inner.cfg.op_timeout);
         match tokio::time::timeout(budget, finishing).await {
             Ok(r) => {
                 inner.slow_commits.store(0, Ordering::Relaxed);
@@ -1520,6 +1742,39 @@ impl Store for RedisStore {
                 )))
             }
         }
+    }
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    async fn commit(&self, commit: Commit) -> Result<CommitOutcome, StoreError> {
+        self.inner.check_breaker()?;
+        let budget = self.inner.cfg.call_budget.min(self.inner.cfg.op_timeout);
+        self.run_commits(
+            budget,
+            move |inner| async move { inner.commit(commit).await },
+        )
+        .await
+    }
+
+    async fn commit_all(&self, commits: Vec<Commit>) -> Vec<Result<CommitOutcome, StoreError>> {
+        let n = commits.len();
+        if let Err(e) = self.inner.check_breaker() {
+            return vec![Err(e); n];
+        }
+        // The commits queue behind each other in Redis: the budget of one,
+        // plus an eighth of it per commit (as the service's deadline).
+        let one = self.inner.cfg.call_budget.min(self.inner.cfg.op_timeout);
+        let budget = one + one.mul_f64(n as f64 / 8.0);
+        self.run_commits(budget, move |inner| async move {
+            Ok(inner.commit_all(commits).await)
+        })
+        .await
+        .unwrap_or_else(|e| vec![Err(e); n])
+    }
+
+    fn batches_commits(&self) -> bool {
+        true
     }
 
     async fn window_stats(

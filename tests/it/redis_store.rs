@@ -409,3 +409,74 @@ async fn on_redis_an_interaction_id_is_scoped_to_its_customer_whatever_shard_the
         ));
     }
 }
+
+#[tokio::test]
+async fn a_batch_on_redis_is_decided_in_order_through_pipelined_commits() {
+    use fairtreat::clock::ManualClock;
+    use fairtreat::domain::interaction::{Interaction, InteractionInput};
+    use fairtreat::service::{DecisionService, Models, ServiceError};
+    use serde_json::json;
+
+    let server = RedisServer::start();
+    let store = Arc::new(h::test_store(&server.url(), "ft"));
+    assert!(
+        store.batches_commits(),
+        "Redis sends a batch's commits together"
+    );
+    let service = DecisionService::new(
+        Policy::bundled(),
+        Models::bundled(),
+        store.clone(),
+        Arc::new(ManualClock::new(T0)),
+    );
+    service.sync_policy().await.unwrap();
+    // Two complaints of one customer (the bundled policy allows one perk per
+    // 30 days), the first again, the first with another body, and customers
+    // of their own in between.
+    let complaint = |iid: &str, cid: &str, text: &str| -> InteractionInput {
+        let mut v = crate::helpers::interaction();
+        v["interaction_id"] = json!(iid);
+        v["customer"]["id"] = json!(cid);
+        v["text"] = json!(text);
+        serde_json::from_value(v).unwrap()
+    };
+    let broken = "Order arrived broken and nobody answers my emails";
+    let inputs = [
+        complaint("b-1", "c-x", broken),
+        complaint("b-2", "c-y", broken),
+        complaint("b-3", "c-x", broken),
+        complaint("b-1", "c-x", broken),
+        complaint("b-4", "c-z", broken),
+        complaint("b-1", "c-x", "Actually it is fine now, thanks"),
+    ];
+    let items = inputs
+        .iter()
+        .map(|i| (i, Interaction::try_from(i.clone()).unwrap()))
+        .collect();
+    let out = service.decide_all(items).await;
+    assert_eq!(out.len(), inputs.len());
+    let decided = |k: usize| out[k].as_ref().unwrap_or_else(|e| panic!("item {k}: {e}"));
+    for k in [0, 1, 4] {
+        assert!(!decided(k).replayed);
+        assert!(decided(k).decision.gesture.is_some(), "item {k} is granted");
+        assert!(!decided(k).decision.degraded);
+    }
+    let capped = &decided(2).decision;
+    assert!(
+        capped.gesture.is_none(),
+        "the cap binds on the customer's second complaint"
+    );
+    assert!(capped
+        .constraints
+        .iter()
+        .any(|c| serde_json::to_value(c.name).unwrap() == "per_customer_cap"));
+    assert!(decided(3).replayed);
+    assert_eq!(
+        decided(3).decision,
+        decided(0).decision,
+        "the stored decision"
+    );
+    assert!(matches!(out[5], Err(ServiceError::IdempotencyMismatch(_))));
+    let spend = store.spend(T0).await.unwrap();
+    assert_eq!(spend.grants, 3, "one grant per customer");
+}

@@ -727,6 +727,18 @@ pub async fn an_empty_store_accepts_the_first_policy_change_whatever_it_is_based
 /// Random operation sequences against the reference model: grants, retries,
 /// mismatches, hour and day steps, with a small budget and tight caps.
 pub fn random_operation_sequences_agree_with_the_reference_model(kind: &'static str) {
+    random_sequences_agree_with_the_reference_model(kind, false);
+}
+
+/// The same sequences, every run of operations between two clock advances
+/// committed in one [`Store::commit_all`]: each outcome must be what
+/// committing them one after the other gives (Redis sends them in
+/// pipelines and settles reservations afterwards).
+pub fn random_batches_agree_with_the_reference_model(kind: &'static str) {
+    random_sequences_agree_with_the_reference_model(kind, true);
+}
+
+fn random_sequences_agree_with_the_reference_model(kind: &'static str, batched: bool) {
     use proptest::prelude::*;
     use proptest::test_runner::{Config, TestRunner};
 
@@ -758,9 +770,12 @@ pub fn random_operation_sequences_agree_with_the_reference_model(kind: &'static 
                 let start = datetime!(2026-11-20 22:30 UTC);
                 let mut now = start;
                 let mut done: Vec<Op> = Vec::new();
+                // Operations not yet committed (batched: until the clock moves).
+                let mut batch: Vec<Op> = Vec::new();
                 for (n, st) in steps.iter().enumerate() {
                     let op = match st {
                         Step::Advance { minutes } => {
+                            check_batch(&s, &mut model, &mut batch, now).await?;
                             // Stay within the idempotency TTL: expiry runs on
                             // Redis's clock, not on the injected one.
                             now = (now + Duration::minutes(i64::from(*minutes)))
@@ -797,16 +812,16 @@ pub fn random_operation_sequences_agree_with_the_reference_model(kind: &'static 
                             op
                         }
                     };
+                    done.push(op.clone());
+                    if batched {
+                        batch.push(op);
+                        continue;
+                    }
                     let got = seen(&s.store.commit(op.commit()).await.expect("commit"));
                     prop_assert_eq!(&got, &model.apply(&op), "step {} {:?}", n, op);
-                    done.push(op);
-                    for hours in [1u32, 3] {
-                        prop_assert_eq!(
-                            s.store.window_stats(now, hours).await.expect("window"),
-                            model.window(now, hours).into()
-                        );
-                    }
+                    check_window(&s, &model, now).await?;
                 }
+                check_batch(&s, &mut model, &mut batch, now).await?;
                 for (day, spent) in &model.spent {
                     let at = day.midnight().assume_utc();
                     prop_assert_eq!(s.store.spend(at).await.expect("spend").spent, *spent);
@@ -815,6 +830,51 @@ pub fn random_operation_sequences_agree_with_the_reference_model(kind: &'static 
             })
         })
         .unwrap();
+}
+
+/// Commits `batch` (if any) in one `commit_all` and checks every outcome,
+/// in order, and the window after it, against the model.
+async fn check_batch(
+    s: &Subject,
+    model: &mut Model,
+    batch: &mut Vec<Op>,
+    now: OffsetDateTime,
+) -> Result<(), proptest::test_runner::TestCaseError> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let ops = std::mem::take(batch);
+    let outcomes = s
+        .store
+        .commit_all(ops.iter().map(Op::commit).collect())
+        .await;
+    proptest::prop_assert_eq!(outcomes.len(), ops.len());
+    for (k, (op, out)) in ops.iter().zip(outcomes).enumerate() {
+        let got = seen(&out.expect("commit"));
+        proptest::prop_assert_eq!(
+            &got,
+            &model.apply(op),
+            "item {} of {} {:?}",
+            k,
+            ops.len(),
+            op
+        );
+    }
+    check_window(s, model, now).await
+}
+
+async fn check_window(
+    s: &Subject,
+    model: &Model,
+    now: OffsetDateTime,
+) -> Result<(), proptest::test_runner::TestCaseError> {
+    for hours in [1u32, 3] {
+        proptest::prop_assert_eq!(
+            s.store.window_stats(now, hours).await.expect("window"),
+            model.window(now, hours).into()
+        );
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------
@@ -1007,6 +1067,11 @@ macro_rules! contract {
                 super::random_operation_sequences_agree_with_the_reference_model(stringify!(
                     $subject
                 ));
+            }
+
+            #[test]
+            fn random_batches_agree_with_the_reference_model() {
+                super::random_batches_agree_with_the_reference_model(stringify!($subject));
             }
         }
     };
