@@ -109,7 +109,8 @@ pub struct DecisionService {
 /// closed under mere load (measured: 57 % of batch decisions degraded).
 /// Bounded, the queue stays a few milliseconds deep, the deadline keeps
 /// meaning "Redis is unwell", and a busy replica makes batches wait instead
-/// of refusing their perks. Four keeps both cores and Redis busy.
+/// of refusing their perks. Eight keeps both cores and Redis busy here
+/// (four left them a fifth idle).
 pub const BATCHES_IN_FLIGHT: usize = 8;
 
 /// Longest a store call may take before the decision fails closed.
