@@ -6,10 +6,13 @@
 //! first, keeping every item as raw JSON, so one malformed item costs only
 //! its own result: each item is then parsed by the same code as the single
 //! endpoint ([`parse_json`], [`Interaction::try_from`]) and gets the same
-//! error code and field. Items are decided **in input order** through the
-//! same [`DecisionService::decide`](crate::service::DecisionService::decide)
-//! call, so two items for one customer see each other's caps and window
-//! counts, and a store failure fails closed per item.
+//! error code and field. Items are decided **in input order**, in chunks,
+//! through [`DecisionService::decide_all`](crate::service::DecisionService::decide_all):
+//! two items for one customer see each other's caps, budget use and
+//! idempotency records, and a store failure fails closed per item. On the
+//! embedded store a later item also sees the window counts of earlier ones;
+//! on Redis a chunk is planned on one window snapshot (the cached snapshot
+//! single decisions use too) and committed in one pipeline.
 //!
 //! The answer is 200 with one result per item, in input order:
 //! `{"index", "status": 200, "decision"}` or `{"index", "status": 4xx,
@@ -18,7 +21,8 @@
 //! error response.
 //!
 //! Why it is faster per interaction than single calls: one HTTP exchange,
-//! one body read and one response write for many decisions.
+//! one body read and one response write for many decisions, and on Redis
+//! one round trip per chunk instead of one per decision.
 
 use std::fmt;
 

@@ -57,6 +57,16 @@
 //! up at its deadline — under load, that leak starved a budget to two
 //! thirds of what it should have granted.
 //!
+//! **Batches pipeline their first calls.** [`Store::commit_all`] sends the
+//! first call of every commit of a batch chunk in one pipeline (one per
+//! shard on a Cluster: a pipeline must stay in one slot), then settles the
+//! few that answered `short` one at a time, in input order. Every outcome
+//! is one of a sequential order: a first call holds no reservation, so it
+//! never grants; a refusal by the cap it makes stands (an earlier commit's
+//! later grant only adds to the ledger); a customer's commits keep their
+//! order in its shard. The service bounds how many chunks are in flight, so
+//! Redis's queue stays short and the deadlines keep their meaning.
+//!
 //! **Bounded waiting, in two layers.** Connections are lazy (boot never
 //! blocks on Redis), `TCP_NODELAY` is on (redis-rs 1.8 defaults to Nagle),
 //! connects time out after 1 s, and a refused reconnect fails at once
