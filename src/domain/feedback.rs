@@ -13,8 +13,8 @@ use uuid::Uuid;
 use super::validation::ValidationError;
 
 /// Optional details of what happened after the decision was applied.
-// `remote = "Self"`: the derives become inherent functions, wrapped by the
-// trait impls below so that only a JSON object is read (see there).
+// `remote = "Self"`: the derives become inherent functions, wrapped by
+// `objects_only!` (at the end) so that only a JSON object is read.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, remote = "Self")]
 pub struct OutcomeDetails {
@@ -33,38 +33,9 @@ pub struct OutcomeDetails {
     pub churned: Option<bool>,
 }
 
-impl Serialize for OutcomeDetails {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        OutcomeDetails::serialize(self, s)
-    }
-}
-
-/// serde's derive also reads a struct from a JSON array of its fields in
-/// order (`[true, null]`), which the contract does not allow (found by
-/// schemathesis). This reads a map only, through the derived code, so
-/// errors still name the nested field (`outcome.replied`).
-impl<'de> Deserialize<'de> for OutcomeDetails {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct ObjectOnly;
-        impl<'de> serde::de::Visitor<'de> for ObjectOnly {
-            type Value = OutcomeDetails;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("an object")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                map: A,
-            ) -> Result<Self::Value, A::Error> {
-                OutcomeDetails::deserialize(serde::de::value::MapAccessDeserializer::new(map))
-            }
-        }
-        d.deserialize_map(ObjectOnly)
-    }
-}
-
 /// `POST /v1/feedback` as received.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, remote = "Self")]
 pub struct FeedbackInput {
     /// The `decision_id` of the decision this outcome follows.
     #[schema(format = Uuid)]
@@ -169,3 +140,6 @@ mod tests {
         }
     }
 }
+
+// Objects only: serde would also read these from arrays (see `domain::wire`).
+crate::domain::wire::objects_only!(OutcomeDetails, FeedbackInput);

@@ -70,7 +70,7 @@ impl Kind {
 
 /// The customer as the CRM knows them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, remote = "Self")]
 pub struct CustomerInput {
     /// `[A-Za-z0-9_.-]{1,128}`
     #[schema(
@@ -96,7 +96,7 @@ pub struct CustomerInput {
 
 /// One customer interaction, as sent on the wire.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, remote = "Self")]
 pub struct InteractionInput {
     /// The CRM's id; the idempotency key. `[A-Za-z0-9_.-]{1,128}`
     #[schema(
@@ -343,3 +343,6 @@ pub(crate) mod tests {
         assert!(Interaction::try_from(input).is_ok());
     }
 }
+
+// Objects only: serde would also read these from arrays (see `domain::wire`).
+crate::domain::wire::objects_only!(CustomerInput, InteractionInput);

@@ -15,3 +15,4 @@ pub mod scoring;
 pub mod sentiment;
 pub mod validation;
 pub mod window;
+pub mod wire;

@@ -18,7 +18,7 @@ use super::validation::ValidationError;
 
 /// The whole policy document.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, remote = "Self")]
 pub struct Policy {
     /// Bumped on every change; decisions name the version they used.
     pub version: u32,
@@ -36,7 +36,7 @@ pub struct Policy {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, remote = "Self")]
 pub struct Fairness {
     /// `customer.attributes` keys audited for parity.
     pub group_attributes: Vec<String>,
@@ -70,7 +70,7 @@ fn default_bands() -> [f64; 2] {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, remote = "Self")]
 pub struct Caps {
     /// Perks one customer may receive per `window_days`.
     pub perks_per_customer: u32,
@@ -80,7 +80,7 @@ pub struct Caps {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, remote = "Self")]
 pub struct Budget {
     /// Gesture value granted per UTC day, across all replicas; never overspent.
     pub daily: f64,
@@ -89,7 +89,7 @@ pub struct Budget {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, remote = "Self")]
 pub struct Exploration {
     /// Probability of taking another eligible action that keeps the same
     /// gesture (only the reply varies), so new policies can be evaluated offline.
@@ -118,7 +118,7 @@ impl Default for Exploration {
 
 /// How customer value and visibility enter the utility.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields, default, remote = "Self")]
 pub struct Scoring {
     /// Value of keeping any customer, in currency units.
     pub base_customer_value: f64,
@@ -213,7 +213,7 @@ impl GestureKind {
 /// value. Only deservingness and the order enter it, so two customers in the
 /// same situation get the same gesture however loud they are.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, remote = "Self")]
 pub struct GestureSpec {
     pub kind: GestureKind,
     pub fraction_of_order: f64,
@@ -228,7 +228,7 @@ pub struct GestureSpec {
 
 /// One action of the catalogue.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, remote = "Self")]
 pub struct ActionSpec {
     pub id: String,
     pub intent: Intent,
@@ -641,3 +641,15 @@ mod tests {
         assert!(p.validate().is_err());
     }
 }
+
+// Objects only: serde would also read these from arrays (see `domain::wire`).
+crate::domain::wire::objects_only!(
+    Policy,
+    Fairness,
+    Caps,
+    Budget,
+    Exploration,
+    Scoring,
+    GestureSpec,
+    ActionSpec,
+);

@@ -75,7 +75,7 @@ pub async fn policy_history(
 
 /// A what-if request.
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, remote = "Self")]
 pub struct SimulateRequest {
     /// The proposed policy (its `version` is not checked).
     pub policy: Policy,
@@ -120,3 +120,6 @@ pub async fn report(
     let stats = state.service.window_stats().await?;
     Ok(HttpResponse::Ok().json(fairness_report(&policy, &stats, &q.attribute)))
 }
+
+// Objects only: serde would also read it from an array (see `domain::wire`).
+crate::domain::wire::objects_only!(SimulateRequest);

@@ -387,7 +387,27 @@ fn cases() -> Vec<Case> {
             b"[1,2,3]".to_vec(),
             422,
             "invalid_field",
-            Some("[0]"),
+            None,
+        ),
+        // serde's derive would read a struct from its fields in order.
+        case(
+            "the interaction as an array of its fields in order",
+            serde_json::to_vec(&json!([
+                "crm-1",
+                {"id": "c-1", "tenure_days": 5, "lifetime_value": 1.0, "attributes": {}},
+                "email", false, 0, "complaint", 2, "broken", 10.0
+            ]))
+            .unwrap(),
+            422,
+            "invalid_field",
+            None,
+        ),
+        case(
+            "the customer as an array of its fields in order",
+            with(|v| v["customer"] = json!(["c-1", 5, 1.0, {}])),
+            422,
+            "invalid_field",
+            Some("customer"),
         ),
     ]
 }
@@ -476,5 +496,82 @@ async fn wrong_methods_get_405_and_unknown_paths_404_as_json() {
         let v: Value = resp.json().await.unwrap();
         assert_eq!(v["error"]["code"], code, "{method} {path}");
     }
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn arrays_in_place_of_objects_are_refused_in_every_request_document() {
+    use crate::helpers::ADMIN_KEY;
+    let app = TestApp::start().await;
+    let (_, policy) = app.call("GET", "/v1/policy", None, None).await;
+    let positional =
+        |v: &Value| -> Value { Value::Array(v.as_object().unwrap().values().cloned().collect()) };
+    let mut cases: Vec<(&str, &str, Option<&str>, Value, &str)> = Vec::new();
+    for part in ["fairness", "caps", "budget", "exploration", "scoring"] {
+        let mut p = policy.clone();
+        p[part] = positional(&policy[part]);
+        cases.push(("PUT", "/v1/policy", Some(ADMIN_KEY), p, part));
+    }
+    let mut p = policy.clone();
+    p["actions"][0] = positional(&policy["actions"][0]);
+    cases.push(("PUT", "/v1/policy", Some(ADMIN_KEY), p, "actions[0]"));
+    let with_gesture = policy["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|a| a["gesture"].is_object())
+        .expect("an action with a gesture");
+    let mut p = policy.clone();
+    p["actions"][with_gesture]["gesture"] = positional(&policy["actions"][with_gesture]["gesture"]);
+    let gesture_field = format!("actions[{with_gesture}].gesture");
+    cases.push(("PUT", "/v1/policy", Some(ADMIN_KEY), p, &gesture_field));
+    cases.push((
+        "POST",
+        "/v1/policy/simulate",
+        None,
+        json!({ "policy": positional(&policy) }),
+        "policy",
+    ));
+    cases.push((
+        "POST",
+        "/v1/feedback",
+        None,
+        json!({"decision_id": "6f2b7a0e-0000-4000-8000-000000000000", "reward": 1.0,
+               "outcome": [true, 0.5, false, false]}),
+        "outcome",
+    ));
+    let mut failures = Vec::new();
+    for (method, path, key, body, field) in &cases {
+        let (status, v) = app.call(method, path, *key, Some(body)).await;
+        if status != 422
+            || v["error"]["code"] != "invalid_field"
+            || v["error"]["field"] != json!(field)
+        {
+            failures.push(format!(
+                "{method} {path} with {field} as an array: {status} {v}"
+            ));
+        }
+    }
+    // A whole document as an array has no field to name.
+    for (method, path, key, body) in [
+        ("PUT", "/v1/policy", Some(ADMIN_KEY), positional(&policy)),
+        (
+            "POST",
+            "/v1/feedback",
+            None,
+            json!(["6f2b7a0e-0000-4000-8000-000000000000", 1.0]),
+        ),
+    ] {
+        let (status, v) = app.call(method, path, key, Some(&body)).await;
+        if status != 422 || v["error"]["code"] != "invalid_field" {
+            failures.push(format!("{method} {path} as an array: {status} {v}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    let (_, after) = app.call("GET", "/v1/policy", None, None).await;
+    assert_eq!(
+        after["version"], policy["version"],
+        "no policy change applied"
+    );
     app.stop().await;
 }
