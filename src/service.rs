@@ -113,6 +113,10 @@ pub struct DecisionService {
 /// (four left them a fifth idle).
 pub const BATCHES_IN_FLIGHT: usize = 8;
 
+/// Histogram of how long a batch chunk waited for its turn (see
+/// [`BATCHES_IN_FLIGHT`]): the replica's batch queue, for operators.
+pub const BATCH_WAIT_METRIC: &str = "fairtreat_batch_wait_seconds";
+
 /// Longest a store call may take before the decision fails closed.
 pub const DEFAULT_STORE_DEADLINE: StdDuration = StdDuration::from_millis(50);
 
@@ -379,11 +383,13 @@ impl DecisionService {
     ) -> Vec<Result<Decided, ServiceError>> {
         // The deadlines below start once the turn comes: waiting for it is
         // this replica being busy, not the store being unwell.
+        let queued = std::time::Instant::now();
         let _turn = self
             .batch_slots
             .acquire()
             .await
             .expect("the batch semaphore is never closed");
+        metrics::histogram!(BATCH_WAIT_METRIC).record(queued.elapsed().as_secs_f64());
         if !self.store.batches_commits() {
             let mut out = Vec::with_capacity(items.len());
             for (input, interaction) in items {

@@ -218,6 +218,22 @@ async fn requests_that_are_not_a_usable_list_are_refused_whole_and_store_nothing
 #[actix_web::test]
 async fn exactly_1000_interactions_are_decided() {
     let app = TestApp::start().await;
+    // Metrics are process-wide (other tests batch too): compare a delta.
+    let chunks_waited = || async {
+        let text = app
+            .client
+            .get(app.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix("fairtreat_batch_wait_seconds_count "))
+            .map_or(0, |n| n.trim().parse::<u64>().unwrap())
+    };
+    let before = chunks_waited().await;
     let items: Vec<Value> = (0..1000).map(interaction_for).collect();
     let (status, v) = app.post(BATCH, &json!({ "interactions": items })).await;
     assert_eq!(status, 200, "{v}");
@@ -228,6 +244,10 @@ async fn exactly_1000_interactions_are_decided() {
         .enumerate()
         .all(|(i, r)| r["index"] == json!(i) && r["status"] == json!(200)));
     assert_eq!(app.store.idempotency_records(), 1000);
+    assert!(
+        chunks_waited().await >= before + 32,
+        "1000 items are 32 chunks, each waiting for its turn"
+    );
     app.stop().await;
 }
 
