@@ -34,11 +34,12 @@ local first_cell = 24
 -- Redis does not roll a script back when a command fails half-way, so every
 -- write this call may do is checked against the caller's ACL before the
 -- first one (the shebang makes Redis refuse the script up front when it is
--- out of memory, for the same reason). A call without a gesture cannot
--- grant, so it checks only the writes of a record: the checks were a
--- fifth of the script's cost. A call with one checks the grant's writes
--- too, before it may answer 'short', so a refusal never comes after the
--- store reserved budget for a second call.
+-- out of memory, for the same reason). The checks are direct calls, and a
+-- call without a gesture, which cannot grant, checks only the writes of a
+-- record (checking every write of every path, from a table built per call,
+-- was a fifth of the script's cost). A call with a gesture checks the
+-- grant's writes too, before it may answer 'short', so a refusal never
+-- comes after the store reserved budget for a second call.
 local function may(cmd, key, ...)
   if not redis.acl_check_cmd(cmd, key, ...) then
     error(redis.error_reply('NOPERM fairtreat commit: the Redis user may not run ' .. cmd .. ' on ' .. key))
