@@ -480,3 +480,53 @@ async fn a_batch_on_redis_is_decided_in_order_through_pipelined_commits() {
     let spend = store.spend(T0).await.unwrap();
     assert_eq!(spend.grants, 3, "one grant per customer");
 }
+
+#[tokio::test]
+async fn recent_interactions_are_read_back_from_the_decision_log_across_pages() {
+    let server = RedisServer::start();
+    let store = h::test_store(&server.url(), "ft");
+    store.seed_policy(&Policy::bundled(), T0).await.unwrap();
+    // One customer: one shard, so its log is read back in several pages
+    // (200 entries each).
+    let n: i64 = 450;
+    for k in 0..n {
+        let op = Op::new(&format!("r-{k}"), "c-one", T0 + Duration::seconds(k), None);
+        store.commit(op.commit()).await.unwrap();
+    }
+    let ids = |v: Vec<fairtreat::domain::interaction::InteractionInput>| -> Vec<String> {
+        v.into_iter().map(|i| i.interaction_id).collect()
+    };
+    let newest = |count: i64, since: i64| -> Vec<String> {
+        (since..n)
+            .rev()
+            .take(count as usize)
+            .map(|k| format!("r-{k}"))
+            .collect()
+    };
+    assert_eq!(
+        ids(store.recent_interactions(T0, 1000).await.unwrap()),
+        newest(n, 0),
+        "all of them, newest first"
+    );
+    assert_eq!(
+        ids(store.recent_interactions(T0, 250).await.unwrap()),
+        newest(250, 0),
+        "a limit inside the second page"
+    );
+    assert_eq!(
+        ids(store
+            .recent_interactions(T0 + Duration::seconds(100), 1000)
+            .await
+            .unwrap()),
+        newest(n, 100),
+        "stops at the first entry older than `since`, in the second page"
+    );
+    assert_eq!(
+        ids(store
+            .recent_interactions(T0 + Duration::seconds(n), 1000)
+            .await
+            .unwrap()),
+        Vec::<String>::new(),
+        "nothing since the last one"
+    );
+}
