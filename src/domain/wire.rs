@@ -3,11 +3,11 @@
 //! serde's derive also reads a struct from a JSON array of its fields in
 //! order (`["crm-1", {…}, "email", …]`): the contract does not allow that,
 //! and a CRM sending an array by mistake would get a decision with its
-//! values assigned by position. [`objects_only!`] gives a type whose derives
-//! were made inherent functions by `#[serde(remote = "Self")]` trait impls
-//! that read a map only, through that derived code, so every other error
-//! (unknown, missing or mistyped fields, with their nested path) is
-//! unchanged.
+//! values assigned by position. On a type whose derives
+//! `#[serde(remote = "Self")]` turned into inherent functions,
+//! [`objects_only!`] writes the trait impls: they read a map only, through
+//! the derived code, so every other error (unknown, missing or mistyped
+//! fields, with their nested path) is unchanged.
 
 /// Implements `Serialize` and `Deserialize` for each type named, from its
 /// inherent derived functions (`#[serde(remote = "Self")]`), reading a map
