@@ -144,6 +144,7 @@
 //! are kept to the millisecond.
 
 use std::collections::{BTreeMap, HashMap};
+use std::ops::ControlFlow;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock};
@@ -641,6 +642,18 @@ fn stream_entry(entry: Value, key: &str) -> Result<(String, Vec<(String, String)
         .filter_map(|p| Some((text(p.first()?)?, text(p.get(1)?)?)))
         .collect();
     Ok((id, pairs))
+}
+
+/// A decision-log entry's time (`t`, Unix milliseconds).
+fn log_time(fields: &[(String, String)]) -> Result<i64, StoreError> {
+    field(fields, "t")
+        .and_then(|t| t.parse().ok())
+        .ok_or_else(|| StoreError::Corrupt("decision log entry time".into()))
+}
+
+/// A decision-log entry's JSON (`d`: request, answer, shadow choice).
+fn log_entry(fields: &[(String, String)]) -> Result<&str, StoreError> {
+    field(fields, "d").ok_or_else(|| StoreError::Corrupt("decision log entry".into()))
 }
 
 /// The value of field `name` of a stream entry.
@@ -1353,8 +1366,8 @@ impl Inner {
     }
 
     /// The newest decisions of shard `k`'s log made at or after `since`,
-    /// newest first, at most `limit`: read backwards in pages, stopping at
-    /// the first entry older than `since`.
+    /// newest first, at most `limit`: read backwards, stopping at the first
+    /// entry older than `since`.
     async fn recent_of_shard(
         &self,
         k: u16,
@@ -1364,66 +1377,76 @@ impl Inner {
         // `t` is the decision time in whole milliseconds: entries of the
         // millisecond of `since` are parsed and compared exactly.
         let since_ms = unix_ms(since);
-        let key = self.keys.log(k);
         let mut out = Vec::new();
-        let mut end = "+".to_string();
-        while out.len() < limit {
-            let count = (limit - out.len()).min(RECENT_PAGE);
-            let cmd = redis::cmd("XREVRANGE")
-                .arg(&key)
-                .arg(&end)
-                .arg("-")
-                .arg("COUNT")
-                .arg(count)
-                .to_owned();
-            let page = array(self.query::<Value>(&cmd).await?)?;
-            let n = page.len();
-            for entry in page {
-                let (id, fields) = stream_entry(entry, &key)?;
-                end = format!("({id}");
-                let t: i64 = field(&fields, "t")
-                    .and_then(|t| t.parse().ok())
-                    .ok_or_else(|| StoreError::Corrupt("decision log entry time".into()))?;
-                if t < since_ms {
-                    return Ok(out);
-                }
-                let d = field(&fields, "d")
-                    .ok_or_else(|| StoreError::Corrupt("decision log entry".into()))?;
-                let e: RecentEntry =
-                    serde_json::from_str(d).map_err(|e| corrupt("decision log entry", e))?;
-                if e.decision.decided_at >= since {
-                    out.push(e);
-                }
-            }
-            if n < count {
-                break;
-            }
+        if limit == 0 {
+            return Ok(out);
         }
+        let page = limit.min(RECENT_PAGE);
+        self.scan_stream(&self.keys.log(k), true, page, |fields| {
+            if log_time(&fields)? < since_ms {
+                return Ok(ControlFlow::Break(()));
+            }
+            let e: RecentEntry = serde_json::from_str(log_entry(&fields)?)
+                .map_err(|e| corrupt("decision log entry", e))?;
+            if e.decision.decided_at >= since {
+                out.push(e);
+            }
+            Ok(if out.len() < limit {
+                ControlFlow::Continue(())
+            } else {
+                ControlFlow::Break(())
+            })
+        })
+        .await?;
         Ok(out)
     }
 
-    /// Every entry of a stream, oldest first, as (field, value) pairs, read
-    /// in pages so no single reply is huge.
+    /// Every entry of a stream, oldest first, as (field, value) pairs.
     async fn read_stream(&self, key: String) -> Result<Vec<Vec<(String, String)>>, StoreError> {
         let mut out = Vec::new();
-        let mut start = "-".to_string();
+        self.scan_stream(&key, false, LOG_PAGE, |fields| {
+            out.push(fields);
+            Ok(ControlFlow::Continue(()))
+        })
+        .await?;
+        Ok(out)
+    }
+
+    /// Hands the entries of stream `key` to `visit`, oldest first
+    /// (`XRANGE`) or newest first (`XREVRANGE`), read in pages of `page` so
+    /// no single reply is huge, until `visit` breaks or the stream ends.
+    async fn scan_stream(
+        &self,
+        key: &str,
+        newest_first: bool,
+        page: usize,
+        mut visit: impl FnMut(Vec<(String, String)>) -> Result<ControlFlow<()>, StoreError>,
+    ) -> Result<(), StoreError> {
+        let (command, mut from, to) = if newest_first {
+            ("XREVRANGE", "+".to_string(), "-")
+        } else {
+            ("XRANGE", "-".to_string(), "+")
+        };
         loop {
-            let cmd = redis::cmd("XRANGE")
-                .arg(&key)
-                .arg(&start)
-                .arg("+")
+            let cmd = redis::cmd(command)
+                .arg(key)
+                .arg(&from)
+                .arg(to)
                 .arg("COUNT")
-                .arg(LOG_PAGE)
+                .arg(page)
                 .to_owned();
-            let page = array(self.query::<Value>(&cmd).await?)?;
-            let n = page.len();
-            for entry in page {
-                let (id, pairs) = stream_entry(entry, &key)?;
-                out.push(pairs);
-                start = format!("({id}");
+            let entries = array(self.query::<Value>(&cmd).await?)?;
+            let n = entries.len();
+            for entry in entries {
+                let (id, fields) = stream_entry(entry, key)?;
+                // Exclusive: the next page starts after this entry.
+                from = format!("({id}");
+                if visit(fields)?.is_break() {
+                    return Ok(());
+                }
             }
-            if n < LOG_PAGE {
-                return Ok(out);
+            if n < page {
+                return Ok(());
             }
         }
     }
@@ -1436,15 +1459,13 @@ impl Inner {
     ) -> Result<(Vec<LoggedDecision>, Vec<Feedback>), StoreError> {
         let mut log = Vec::new();
         for entry in self.read_stream(self.keys.log(k)).await? {
-            let t: i64 = field(&entry, "t")
-                .and_then(|t| t.parse().ok())
-                .ok_or_else(|| StoreError::Corrupt("decision log entry time".into()))?;
-            if t < since_ms {
+            if log_time(&entry)? < since_ms {
                 continue;
             }
-            let d = field(&entry, "d")
-                .ok_or_else(|| StoreError::Corrupt("decision log entry".into()))?;
-            log.push(serde_json::from_str(d).map_err(|e| corrupt("decision log entry", e))?);
+            log.push(
+                serde_json::from_str(log_entry(&entry)?)
+                    .map_err(|e| corrupt("decision log entry", e))?,
+            );
         }
         let mut feedback = Vec::new();
         for entry in self.read_stream(self.keys.feedback_log(k)).await? {
