@@ -8,8 +8,11 @@
 #   3. POST /v1/decisions/batch, 100 interactions per request, embedded;
 #   4. a fixed 5,000 decisions/s with oha and latency correction (no
 #      coordinated omission), embedded;
-#   5. 1-4 again with the store on a real redis-server;
-#   6. the 1,000,000-decision memory benchmark (benches/memory.rs).
+#   5. the Redis ceiling (TESTPLAN P0's C_redis): GET /redis on
+#      examples/ceiling.rs, an actix-web route doing one EVALSHA on the same
+#      stack as the service's Redis store;
+#   6. 1-4 again with the store on a real redis-server;
+#   7. the 1,000,000-decision memory benchmark (benches/memory.rs).
 #
 # and prints decisions/s, p50/p99/p99.9 and every ratio to the ceiling
 # measured in the same run (the machine is shared and noisy: ratios, not
@@ -51,7 +54,7 @@ if ! command -v oha >/dev/null 2>&1; then
   cargo install --locked oha@1.16.0
 fi
 
-cargo build --release --quiet --bin fairtreat
+cargo build --release --quiet --bin fairtreat --example ceiling
 BIN=target/release/fairtreat
 TMP=$(mktemp -d)
 PIDS=()
@@ -122,8 +125,10 @@ rss_mb() { awk '/VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
 ROWS=()
 row() { ROWS+=("| $1 | $2 | $3 | $4 | $5 | $6 | $7 |"); }
 
+# measure LABEL PORT [C_REDIS_RPS]: the runs of one store; the Redis
+# decisions are also given as a ratio of the Redis ceiling.
 measure() {
-  local label=$1 port=$2
+  local label=$1 port=$2 c_store=${3:-}
   local ceil dec bat slo
   sleep 1
   ceil=$(wrk_run "http://127.0.0.1:$port/healthz" scripts/load/ceiling.lua)
@@ -138,6 +143,9 @@ measure() {
   ratio() { python3 -c "print(f'{$1 / $2:.2f}')"; }
   row "$label" "GET /healthz (ceiling, wrk)" "$c_rps" "$c50" "$c99" "$c999" "1.00 ($cerr errors)"
   row "$label" "POST /v1/decisions (wrk)" "$d_rps" "$d50" "$d99" "$d999" "$(ratio "$d_rps" "$c_rps") of ceiling ($derr errors)"
+  if [ -n "$c_store" ]; then
+    row "$label" "POST /v1/decisions (wrk), against the Redis ceiling" "$d_rps" "" "" "" "$(ratio "$d_rps" "$c_store") of C_redis"
+  fi
   row "$label" "POST /v1/decisions/batch x$BATCH (wrk), decisions/s" "$b_dps" "$b50" "$b99" "$b999" "$(ratio "$b_dps" "$d_rps") x single ($berr errors)"
   row "$label" "POST /v1/decisions at $RATE/s (oha, corrected)" "$s_rps" "$s50" "$s99" "$s999" "p99 target 10 ms ($serr errors)"
   row "$label" "server resident memory after the runs" "$(rss_mb "$SERVER_PID") MB" "" "" "" ""
@@ -169,8 +177,20 @@ redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no --daemon
   >"$TMP/redis.log" 2>&1 &
 PIDS+=("$!")
 for _ in $(seq 1 50); do redis-cli -p "$RPORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+echo "== redis ceiling: one EVALSHA per request (examples/ceiling.rs)" >&2
+CPORT=$(free_port)
+target/release/examples/ceiling --bind "127.0.0.1:$CPORT" --redis "redis://127.0.0.1:$RPORT" \
+  >"$TMP/ceiling.log" 2>&1 &
+CEILING_PID=$!
+PIDS+=("$CEILING_PID")
+for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$CPORT/redis" >/dev/null && break; sleep 0.1; done
+cred=$(wrk_run "http://127.0.0.1:$CPORT/redis" scripts/load/ceiling.lua)
+read -r cr_rps cr50 cr99 cr999 crerr <<<"$cred"
+row redis "GET /redis on examples/ceiling (one EVALSHA: C_redis, wrk)" "$cr_rps" "$cr50" "$cr99" "$cr999" "C_redis ($crerr errors)"
+kill "$CEILING_PID" 2>/dev/null || true
+wait "$CEILING_PID" 2>/dev/null || true
 start_server redis REDIS_URL="redis://127.0.0.1:$RPORT"
-measure redis "$PORT"
+measure redis "$PORT" "$cr_rps"
 
 {
   echo "Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr); load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
