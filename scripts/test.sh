@@ -39,3 +39,9 @@ cargo test --all-targets --no-fail-fast "$@"
 # operation, every schemathesis check, 200 examples each; about 2–3 minutes.
 # It installs a pinned schemathesis in a venv when missing.
 scripts/schemathesis.sh
+
+# Instruction-count regression guard (TESTPLAN P5): a decision through the
+# HTTP app may cost at most 5 % more CPU instructions than
+# benches/instructions.baseline (callgrind; deterministic, about 10 s after
+# the build). It installs valgrind when missing.
+scripts/instructions.sh
