@@ -213,6 +213,193 @@ async fn c2_a_budget_for_exactly_100_gestures_gives_exactly_100_under_64_concurr
     );
 }
 
+/// TESTPLAN C3's policy: fairness costs off so complaints ask for gestures
+/// whose values follow their order values (mixed amounts), and a budget
+/// that runs out well before the demand does.
+fn mixed_amounts_policy(daily: f64) -> std::path::PathBuf {
+    h::policy_file(|doc| {
+        let fairness = doc["fairness"].as_table_mut().unwrap();
+        fairness.insert("justice_weight".into(), 0.0.into());
+        fairness.insert("enforce_parity".into(), false.into());
+        doc["budget"]
+            .as_table_mut()
+            .unwrap()
+            .insert("daily".into(), daily.into());
+    })
+}
+
+/// One client's request and every answer it got for it.
+struct Sent {
+    body: Value,
+    answers: Vec<String>,
+}
+
+/// Sends `body` to a live replica, moving to another when the one it picked
+/// is down (killed mid-request: the outcome is unknown, so this is a retry
+/// with the same body, as a client would make). Returns the answer text.
+async fn post_to_any(
+    client: &reqwest::Client,
+    live: &parking_lot::RwLock<Vec<String>>,
+    pick: usize,
+    body: &Value,
+) -> String {
+    for attempt in 0..200 {
+        let url = {
+            let live = live.read();
+            live[(pick + attempt) % live.len()].clone()
+        };
+        let sent = client
+            .post(format!("{url}/v1/decisions"))
+            .timeout(Duration::from_secs(5))
+            .json(body)
+            .send()
+            .await;
+        match sent {
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                let Ok(text) = resp.text().await else {
+                    continue;
+                };
+                assert_eq!(status, 200, "{text}");
+                return text;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+    panic!("no replica answered {body}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn c3_mixed_amounts_retries_and_replicas_killed_at_random_never_overspend_or_grant_twice() {
+    use rand::{Rng, SeedableRng};
+    let _serial = h::heavy().await;
+    let redis = RedisServer::start();
+    const DAILY: f64 = 2500.0;
+    let policy = mixed_amounts_policy(DAILY);
+    let mut replicas = three_replicas(&redis, Some(&policy));
+    let live = Arc::new(parking_lot::RwLock::new(
+        replicas.iter().map(|r| r.url("")).collect::<Vec<_>>(),
+    ));
+    let client = reqwest::Client::new();
+    let running = Arc::new(std::sync::atomic::AtomicBool::new(true));
+
+    // The chaos: every 300-700 ms one replica is killed (mid-request, as
+    // SIGKILL) and a new one started in its place.
+    let chaos = {
+        let (live, running, policy) = (live.clone(), running.clone(), policy.clone());
+        let redis_url = redis.url();
+        tokio::spawn(async move {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+            let mut kills = 0;
+            while running.load(std::sync::atomic::Ordering::Relaxed) {
+                tokio::time::sleep(Duration::from_millis(rng.gen_range(300..700))).await;
+                let k = rng.gen_range(0..replicas.len());
+                drop(replicas.remove(k));
+                kills += 1;
+                let (url, policy) = (redis_url.clone(), policy.clone());
+                let fresh =
+                    tokio::task::spawn_blocking(move || Replica::start(&url, Some(&policy), &[]))
+                        .await
+                        .unwrap();
+                replicas.insert(k, fresh);
+                *live.write() = replicas.iter().map(|r| r.url("")).collect();
+            }
+            (kills, replicas)
+        })
+    };
+
+    // 32 clients x 30 interactions, each for a new customer with a random
+    // order value; 30 % are sent again with the same body after a random
+    // delay, to any replica.
+    let tasks: Vec<_> = (0..32)
+        .map(|k| {
+            let (client, live) = (client.clone(), live.clone());
+            tokio::spawn(async move {
+                let mut rng = rand::rngs::StdRng::seed_from_u64(100 + k as u64);
+                let mut sent = Vec::new();
+                for j in 0..30 {
+                    let mut b = body(&format!("c3-{k}-{j}"), &format!("c3-customer-{k}-{j}"));
+                    b["order_value"] =
+                        json!((rng.gen_range(8.0..160.0f64) * 100.0).round() / 100.0);
+                    let first = post_to_any(&client, &live, k + j, &b).await;
+                    let mut answers = vec![first];
+                    if rng.gen_bool(0.3) {
+                        tokio::time::sleep(Duration::from_millis(rng.gen_range(0..150))).await;
+                        answers.push(post_to_any(&client, &live, k + j + 1, &b).await);
+                    }
+                    sent.push(Sent { body: b, answers });
+                }
+                sent
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    running.store(false, std::sync::atomic::Ordering::Relaxed);
+    let (kills, _replicas) = chaos.await.unwrap();
+
+    // Every unknown outcome (a degraded answer) is settled by a replay.
+    let mut told: std::collections::BTreeMap<String, f64> = Default::default();
+    let (mut unknown, mut retried) = (0, 0);
+    for s in &mut all {
+        retried += usize::from(s.answers.len() > 1);
+        if s.answers.iter().any(|a| degraded(a)) {
+            unknown += 1;
+            let url = live.read()[0].clone();
+            s.answers.push(settle(&client, &url, &s.body).await);
+        }
+        // Every answer that is not degraded is the one recorded decision.
+        let settled: Vec<Value> = s
+            .answers
+            .iter()
+            .filter(|a| !degraded(a))
+            .map(|a| serde_json::from_str(a).unwrap())
+            .collect();
+        let d = &settled[0];
+        for other in &settled[1..] {
+            assert_eq!(other, d, "a retry was answered differently: {}", s.body);
+        }
+        if let Some(v) = d["gesture"]["value"].as_f64() {
+            told.insert(d["interaction_id"].as_str().unwrap().to_string(), v);
+        }
+    }
+
+    let grants = ledger(&redis).await;
+    let mut in_ledger: std::collections::BTreeMap<String, f64> = Default::default();
+    for (iid, v) in &grants {
+        assert!(
+            in_ledger.insert(iid.clone(), *v).is_none(),
+            "{iid} granted twice"
+        );
+    }
+    let total: f64 = grants.iter().map(|(_, v)| v).sum();
+    let store = h::test_store(&redis.url(), "ft");
+    use fairtreat::store::Store;
+    let spend = store.spend(OffsetDateTime::now_utc()).await.unwrap();
+    let distinct: BTreeSet<String> = grants.iter().map(|(_, v)| format!("{v:.2}")).collect();
+    assert!(distinct.len() >= 3, "amounts were not mixed: {distinct:?}");
+    assert!(kills >= 2, "the chaos killed {kills} replicas");
+    assert!(total <= DAILY + 1e-9, "granted {total} of a {DAILY} budget");
+    assert!(
+        total >= DAILY - 60.0,
+        "the budget should bind: only {total} granted"
+    );
+    assert!(
+        (spend.spent - total).abs() < 1e-6,
+        "spent {} but the ledger holds {total}",
+        spend.spent
+    );
+    assert_eq!(in_ledger, told, "what clients were told is the ledger");
+    eprintln!(
+        "C3: {} interactions ({retried} retried, {unknown} with an unknown outcome settled by replay), {kills} replicas killed; {} grants of {} distinct amounts, {total:.2} of {DAILY} granted",
+        all.len(),
+        grants.len(),
+        distinct.len()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_policy_change_on_one_replica_reaches_the_others_within_about_a_second() {
     let _serial = h::heavy().await;
