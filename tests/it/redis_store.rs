@@ -530,3 +530,89 @@ async fn recent_interactions_are_read_back_from_the_decision_log_across_pages() 
         "nothing since the last one"
     );
 }
+
+/// TESTPLAN C5: three replicas whose clocks are 2 s behind, right and 2 s
+/// ahead decide complaints every 100 ms from 10 s before to 10 s after
+/// midnight UTC, on one Redis. The day of a grant is its replica's day:
+/// each day's pool is opened once, with the day's budget, and never
+/// overspent; skew moves grants across midnight by at most the skew but
+/// never gives a day two budgets.
+#[tokio::test]
+async fn replicas_with_skewed_clocks_around_midnight_spend_one_budget_per_day() {
+    use fairtreat::clock::ManualClock;
+    use fairtreat::domain::interaction::{Interaction, InteractionInput};
+    use fairtreat::service::{DecisionService, Models};
+    use serde_json::json;
+    use time::macros::datetime;
+
+    const DAILY: f64 = 300.0;
+    let midnight = datetime!(2026-11-21 00:00 UTC);
+    let server = RedisServer::start();
+    let mut policy = Policy::bundled();
+    policy.budget.daily = DAILY;
+    // Fairness costs off: every complaint asks for a gesture, so the budget
+    // of the first day runs out before midnight.
+    policy.fairness.justice_weight = 0.0;
+    policy.fairness.enforce_parity = false;
+    let skews = [-2_000i64, 0, 2_000];
+    let replicas: Vec<(Arc<ManualClock>, DecisionService)> = skews
+        .iter()
+        .map(|_| {
+            let clock = Arc::new(ManualClock::new(midnight));
+            let store = Arc::new(h::test_store(&server.url(), "ft"));
+            let service =
+                DecisionService::new(policy.clone(), Models::bundled(), store, clock.clone());
+            (clock, service)
+        })
+        .collect();
+    replicas[0].1.sync_policy().await.unwrap();
+    let mut told = Vec::new();
+    for step in -100i64..=100 {
+        let truth = midnight + Duration::milliseconds(step * 100);
+        for (k, ((clock, service), skew)) in replicas.iter().zip(skews).enumerate() {
+            let at = truth + Duration::milliseconds(skew);
+            clock.set(at);
+            let mut v = crate::helpers::interaction();
+            v["interaction_id"] = json!(format!("c5-{step}-{k}"));
+            v["customer"]["id"] = json!(format!("c5-customer-{step}-{k}"));
+            v["order_value"] = json!(40.0 + (step.rem_euclid(7) * 10) as f64);
+            let input: InteractionInput = serde_json::from_value(v).unwrap();
+            let parsed = Interaction::try_from(input.clone()).unwrap();
+            let d = service.decide(&input, parsed).await.unwrap().decision;
+            assert!(!d.degraded, "{d:?}");
+            if let Some(g) = &d.gesture {
+                told.push((at.date(), d.interaction_id.clone(), g.value));
+            }
+        }
+    }
+    let store = h::test_store(&server.url(), "ft");
+    for day in [midnight.date().previous_day().unwrap(), midnight.date()] {
+        let grants = store.grants(day).await.unwrap();
+        let total: f64 = grants.iter().map(|g| g.value_milli as f64 / 1000.0).sum();
+        assert!(total <= DAILY, "{day}: {total} granted of {DAILY}");
+        assert!(
+            total > DAILY - 100.0,
+            "{day}: the budget should bind, only {total} granted"
+        );
+        for g in &grants {
+            assert_eq!(
+                g.at.date(),
+                day,
+                "a grant in the pool of another day: {g:?}"
+            );
+        }
+        let spend = store.spend(day.midnight().assume_utc()).await.unwrap();
+        assert!(
+            (spend.spent - total).abs() < 1e-9,
+            "{day}: {spend:?} vs {total}"
+        );
+        let mine: Vec<_> = told.iter().filter(|(d, _, _)| *d == day).collect();
+        assert_eq!(mine.len(), grants.len(), "{day}: told {mine:?}");
+        // The pool was opened once, with one day's budget.
+        let remaining = store.pool_remaining(day).await.unwrap().unwrap();
+        assert!(
+            (remaining + total - DAILY).abs() < 1e-9,
+            "{day}: {remaining} left"
+        );
+    }
+}
