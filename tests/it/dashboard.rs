@@ -3,7 +3,9 @@
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (`scripts/test.sh`
 //! installs them when missing); without them this test fails, never skips.
-//! It writes `docs/screenshots/dashboard-1280.png` and `dashboard-390.png`.
+//! It writes screenshots `dashboard-1280.png` and `dashboard-390.png` to
+//! `target/screenshots/`, so a test run leaves the tracked files alone;
+//! `FAIRTREAT_SCREENSHOTS=docs/screenshots` writes the README's copies.
 
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -245,7 +247,9 @@ impl Browser {
 
     /// A screenshot of the whole page at `width` (the viewport grows to the
     /// page's height for the shot, then returns to `height`).
-    async fn screenshot(&self, width: u32, height: u32, path: &str) {
+    /// Saves a full-height screenshot as `name` in the screenshot folder
+    /// (see the module doc).
+    async fn screenshot(&self, width: u32, height: u32, name: &str) {
         let full = self
             .js("return document.documentElement.scrollHeight;", json!([]))
             .await
@@ -256,7 +260,9 @@ impl Browser {
         let b64 = self.cmd("GET", "/screenshot", None).await;
         let png = decode(b64.as_str().expect("base64 screenshot"));
         assert!(png.starts_with(b"\x89PNG"), "a PNG");
-        let out = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+        let dir = std::env::var("FAIRTREAT_SCREENSHOTS")
+            .unwrap_or_else(|_| "target/screenshots".to_string());
+        let out = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir).join(name);
         std::fs::create_dir_all(out.parent().unwrap()).unwrap();
         std::fs::write(&out, png).unwrap();
         self.viewport(width, height).await;
@@ -629,8 +635,7 @@ async fn the_dashboard_shows_the_window_previews_and_applies_policy_changes_in_c
     );
     assert_no_errors(&b, "after Preview", &[]).await;
     // For people: the dashboard with a preview, at 1280 px.
-    b.screenshot(1280, 900, "docs/screenshots/dashboard-1280.png")
-        .await;
+    b.screenshot(1280, 900, "dashboard-1280.png").await;
 
     // ---- a validation error appears next to its field ---------------------
     b.fill("#f-fairness-min_parity_ratio", "1.5").await;
@@ -743,8 +748,7 @@ async fn the_dashboard_shows_the_window_previews_and_applies_policy_changes_in_c
         json!(true)
     );
     assert_no_errors(&b, "at 390 px", &[]).await;
-    b.screenshot(390, 844, "docs/screenshots/dashboard-390.png")
-        .await;
+    b.screenshot(390, 844, "dashboard-390.png").await;
 
     b.quit().await;
     app.stop().await;
