@@ -279,7 +279,8 @@ pub fn cli(port: u16, password: Option<&str>, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// A 3-primary Redis Cluster on loopback ports (each node also uses port + 10000).
+/// A 3-primary Redis Cluster on loopback ports (each node also uses port +
+/// 10000), optionally with replicas that take over a failed primary.
 pub struct RedisCluster {
     nodes: Vec<(Child, Child)>,
     pub ports: Vec<u16>,
@@ -288,14 +289,21 @@ pub struct RedisCluster {
 
 impl RedisCluster {
     pub fn start() -> Self {
+        Self::start_with_replicas(0)
+    }
+
+    /// Three primaries, each with `replicas` replicas (node timeout 2 s, so
+    /// a replica takes over a dead primary within a few seconds).
+    pub fn start_with_replicas(replicas: u16) -> Self {
         require("redis-server");
         require("redis-cli");
         let dir = temp_dir("cluster");
+        let count = 3 * (1 + replicas);
         let base = (0..200)
             .map(|i| 20_000 + ((std::process::id() as u16 % 500) * 40 + i * 7) % 25_000)
-            .find(|p| (0..3).all(|i| port_free(p + i) && port_free(p + i + 10_000)))
-            .expect("three free port pairs below 55535");
-        let ports: Vec<u16> = (0..3).map(|i| base + i).collect();
+            .find(|p| (0..count).all(|i| port_free(p + i) && port_free(p + i + 10_000)))
+            .expect("free port pairs below 55535");
+        let ports: Vec<u16> = (0..count).map(|i| base + i).collect();
         let mut nodes = Vec::new();
         for p in &ports {
             let d = dir.join(p.to_string());
@@ -328,7 +336,8 @@ impl RedisCluster {
         }
         let mut args: Vec<String> = vec!["--cluster".into(), "create".into()];
         args.extend(ports.iter().map(|p| format!("127.0.0.1:{p}")));
-        args.extend(["--cluster-replicas", "0", "--cluster-yes"].map(String::from));
+        args.extend(["--cluster-replicas".to_string(), replicas.to_string()]);
+        args.push("--cluster-yes".into());
         let out = Command::new("redis-cli")
             .args(&args)
             .output()
@@ -352,7 +361,72 @@ impl RedisCluster {
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
+        // Replicas in sync with their primaries (else a failover would
+        // lose everything written so far).
+        for p in &ports {
+            loop {
+                let info = cli(*p, None, &["info", "replication"]);
+                if info.contains("role:master") || info.contains("master_link_status:up") {
+                    break;
+                }
+                assert!(
+                    start.elapsed() < Duration::from_secs(30),
+                    "replica {p} not in sync: {info}"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
         Self { nodes, ports, dir }
+    }
+
+    /// The ports of the nodes that are primaries now, as `node` sees it.
+    pub fn primaries(&self, node: u16) -> Vec<u16> {
+        self.topology(node)
+            .into_iter()
+            .filter(|(_, _, slots)| !slots.is_empty())
+            .map(|(port, _, _)| port)
+            .collect()
+    }
+
+    /// The port of the primary serving `key`'s slot, as `node` sees it.
+    pub fn owner_of(&self, node: u16, key: &str) -> u16 {
+        let slot: u16 = cli(node, None, &["cluster", "keyslot", key])
+            .trim()
+            .parse()
+            .expect("a slot number");
+        self.topology(node)
+            .into_iter()
+            .find(|(_, _, slots)| slots.iter().any(|r| r.contains(&slot)))
+            .map(|(port, _, _)| port)
+            .unwrap_or_else(|| panic!("no primary serves slot {slot}"))
+    }
+
+    /// (port, flags, slot ranges) of every node `CLUSTER NODES` on `node`
+    /// lists, failed ones included.
+    fn topology(&self, node: u16) -> Vec<(u16, String, Vec<std::ops::RangeInclusive<u16>>)> {
+        cli(node, None, &["cluster", "nodes"])
+            .lines()
+            .filter_map(|line| {
+                let f: Vec<&str> = line.split_whitespace().collect();
+                let port = f.get(1)?.split(['@', ':']).nth(1)?.parse().ok()?;
+                let slots = f
+                    .iter()
+                    .skip(8)
+                    .filter_map(|r| {
+                        let (a, b) = r.split_once('-').unwrap_or((r, r));
+                        Some(a.parse().ok()?..=b.parse().ok()?)
+                    })
+                    .collect();
+                Some((port, f.get(2)?.to_string(), slots))
+            })
+            .collect()
+    }
+
+    /// SIGKILLs the node on `port`.
+    pub fn kill(&mut self, port: u16) {
+        let i = self.ports.iter().position(|p| *p == port).expect("a node");
+        let _ = self.nodes[i].0.kill();
+        let _ = self.nodes[i].0.wait();
     }
 
     pub fn url(&self) -> String {

@@ -1,7 +1,8 @@
 //! TESTPLAN §4.2 fault injection against a real replica and a real
 //! `redis-server`: killed (SIGKILL, then restarted), hung (SIGSTOP), slowed
 //! beyond the deadline, cut and black-holed (a loopback proxy), and down at
-//! boot. Under closed-loop load, every case checks:
+//! boot; and a Cluster primary killed and failed over (F11, its own checks
+//! at the end). Under closed-loop load, every other case checks:
 //!
 //! - every answer within the store deadline + 15 ms, and no 5xx;
 //! - no perk granted while Redis is unusable (`degraded: true`, no gesture);
@@ -20,7 +21,9 @@ use serde_json::{json, Value};
 use time::OffsetDateTime;
 
 use crate::interaction;
-use crate::redis_harness::{self as h, FaultProxy, Mode, RedisOptions, RedisServer, Replica};
+use crate::redis_harness::{
+    self as h, FaultProxy, Mode, RedisCluster, RedisOptions, RedisServer, Replica,
+};
 
 /// The service's store deadline plus the allowed margin.
 const LIMIT: Duration = Duration::from_millis(50 + 15);
@@ -501,4 +504,160 @@ async fn f9_a_replica_starts_while_redis_is_down_serves_degraded_and_joins_when_
     let r = check("F9 down at boot", &[], &replica, &redis, run, (down, up)).await;
     print(&r);
     eprintln!("F9: the replica was listening {boot:?} after start with Redis down");
+}
+
+/// TESTPLAN F11: a Redis Cluster of 3 primaries with a replica each; one
+/// primary (not the one holding the policy and the budget pool) is
+/// SIGKILLed under load and its replica takes over. Checks: no 5xx and
+/// every answer within the deadline; decisions of customers whose shard
+/// lives on the other primaries go on during the failover; everything is
+/// healthy within 1 s of the cluster reporting `ok` again; after replaying
+/// the unknown outcomes no grant is in the ledger that no client was told
+/// of, and the grants clients were told of that the failover lost
+/// (replication is asynchronous) are counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f11_a_cluster_primary_killed_fails_over_without_5xx_while_other_shards_go_on() {
+    use fairtreat::domain::validation::CustomerId;
+    let _serial = h::heavy().await;
+    let policy = roomy_policy();
+    let mut cluster = RedisCluster::start_with_replicas(1);
+    let seed = cluster.ports[0];
+    let replica = Replica::start(&cluster.url(), Some(&policy), &[]);
+    let warm = warm_up(&replica).await;
+    let meta = cluster.owner_of(seed, "ft:{meta}:policy");
+    let victim = *cluster
+        .primaries(seed)
+        .iter()
+        .find(|p| **p != meta)
+        .expect("a primary without the shared keys");
+    let survivor = *cluster
+        .primaries(seed)
+        .iter()
+        .find(|p| **p != victim)
+        .unwrap();
+    // Which shards (customer hash tags) live on the victim.
+    let store = h::test_store(&cluster.url(), "ft");
+    let victim_shards: Vec<bool> = (0..16)
+        .map(|k| cluster.owner_of(seed, &store.shard_key(k, "x")) == victim)
+        .collect();
+    assert!(victim_shards.iter().any(|v| *v) && !victim_shards.iter().all(|v| *v));
+    let on_victim = |customer: &str| {
+        victim_shards[usize::from(store.shard_of(&CustomerId::parse("c", customer).unwrap()))]
+    };
+
+    let load = Load::start(&replica.url(""), "f11");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    cluster.kill(victim);
+    let down = Instant::now();
+    // Failed over: the survivors report the cluster ok again.
+    loop {
+        let info = h::cli(survivor, None, &["cluster", "info"]);
+        if info.contains("cluster_state:ok") && !cluster.primaries(survivor).contains(&victim) {
+            break;
+        }
+        assert!(
+            down.elapsed() < Duration::from_secs(20),
+            "no failover: {info}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let up = Instant::now();
+    tokio::time::sleep(AFTER).await;
+    let (samples, _ready) = load.finish().await;
+
+    let odd: Vec<(u16, &str)> = samples
+        .iter()
+        .filter(|s| s.status != 200)
+        .map(|s| (s.status, s.text.as_str()))
+        .collect();
+    assert!(odd.is_empty(), "F11: non-200 answers: {odd:?}");
+    let slow: Vec<Duration> = samples
+        .iter()
+        .map(|s| s.took)
+        .filter(|t| *t > LIMIT)
+        .collect();
+    assert!(slow.is_empty(), "F11: answers over {LIMIT:?}: {slow:?}");
+    let customer = |s: &Sample| s.body["customer"]["id"].as_str().unwrap().to_string();
+    let during: Vec<&Sample> = samples
+        .iter()
+        .filter(|s| s.sent >= down && s.sent + s.took <= up)
+        .collect();
+    let (elsewhere, hit): (Vec<&Sample>, Vec<&Sample>) =
+        during.iter().partition(|s| !on_victim(&customer(s)));
+    let healthy_elsewhere = elsewhere.iter().filter(|s| !s.degraded).count();
+    assert!(
+        !elsewhere.is_empty() && !hit.is_empty(),
+        "F11: {} answers during the failover",
+        during.len()
+    );
+    assert!(
+        healthy_elsewhere * 2 >= elsewhere.len(),
+        "F11: only {healthy_elsewhere} of {} decisions on the other primaries were healthy during the failover; logs:\n{}",
+        elsewhere.len(),
+        failures(&replica)
+    );
+    let settled: Vec<&Sample> = samples
+        .iter()
+        .filter(|s| s.sent >= up + Duration::from_secs(1))
+        .collect();
+    let late = settled.iter().filter(|s| s.degraded).count();
+    assert!(
+        settled.len() > 20 && late * 50 <= settled.len(),
+        "F11: {late} of {} answers degraded 1 s after the failover; logs:\n{}",
+        settled.len(),
+        failures(&replica)
+    );
+    assert!(
+        settled
+            .iter()
+            .any(|s| on_victim(&customer(s)) && !s.degraded && s.granted),
+        "F11: the taken-over shards grant again"
+    );
+
+    // Reconcile: replay every unknown outcome, then compare with the ledger.
+    let client = reqwest::Client::new();
+    let mut told: BTreeSet<String> = warm.iter().cloned().collect();
+    for s in &samples {
+        let mut text = s.text.clone();
+        for _ in 0..20 {
+            if serde_json::from_str::<Value>(&text).unwrap()["degraded"] != true {
+                break;
+            }
+            let resp = client
+                .post(replica.url("/v1/decisions"))
+                .json(&s.body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 200);
+            text = resp.text().await.unwrap();
+        }
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["degraded"], false, "F11: replay still degraded: {text}");
+        if v["gesture"].is_object() {
+            told.insert(v["interaction_id"].as_str().unwrap().to_string());
+        }
+    }
+    let today = OffsetDateTime::now_utc().date();
+    let mut ledger = BTreeSet::new();
+    for day in [today.previous_day().unwrap(), today] {
+        for g in store.grants(day).await.unwrap() {
+            assert!(ledger.insert(g.interaction_id), "one grant per interaction");
+        }
+    }
+    let untold: Vec<&String> = ledger.difference(&told).collect();
+    assert!(
+        untold.is_empty(),
+        "F11: grants no client was told of: {untold:?}"
+    );
+    let lost = told.difference(&ledger).count();
+    eprintln!(
+        "F11: {} answers; failover in {:.1?}; during it {healthy_elsewhere} of {} decisions on the other primaries healthy, {} on the killed one; {late} degraded of {} 1 s after; {} grants in the ledger, {lost} acknowledged grants lost with the killed primary",
+        samples.len(),
+        up.duration_since(down),
+        elsewhere.len(),
+        hit.len(),
+        settled.len(),
+        ledger.len()
+    );
 }
