@@ -12,14 +12,19 @@
 #      examples/ceiling.rs, an actix-web route doing one EVALSHA on the same
 #      stack as the service's Redis store;
 #   6. 1-4 again with the store on a real redis-server;
-#   7. the 1,000,000-decision memory benchmark (benches/memory.rs).
+#   7. TESTPLAN F3: the Redis store behind a proxy adding 10 ms each way
+#      (scripts/load/delay_proxy.py), closed loop at concurrency 8 and 32:
+#      p50 against 1.3 x (round trip + service time) and decisions/s
+#      against 0.8 x concurrency / round trip;
+#   8. the 1,000,000-decision memory benchmark (benches/memory.rs).
 #
 # and prints decisions/s, p50/p99/p99.9 and every ratio to the ceiling
 # measured in the same run (the machine is shared and noisy: ratios, not
 # absolute figures, are what the targets are about).
 #
 # Usage: scripts/load.sh [--out FILE] [--skip-memory]
-#   DURATION=10 (seconds per wrk run), RATE=5000, SLO_SECONDS=20, BATCH=100
+#   DURATION=10 (seconds per wrk run), RATE=5000, SLO_SECONDS=20, BATCH=100,
+#   DELAY_MS=10 (F3, each way), F3_SECONDS=5
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,6 +32,8 @@ DURATION=${DURATION:-10}
 RATE=${RATE:-5000}
 SLO_SECONDS=${SLO_SECONDS:-20}
 BATCH=${BATCH:-100}
+DELAY_MS=${DELAY_MS:-10}
+F3_SECONDS=${F3_SECONDS:-5}
 OUT=target/load-results.md
 MEMORY=1
 while [ $# -gt 0 ]; do
@@ -90,10 +97,12 @@ start_server() {
   wait_ready "$PORT"
 }
 
-# wrk_run URL SCRIPT [BATCH]: prints "rps p50_ms p99_ms p999_ms errors".
+# wrk_run URL SCRIPT [BATCH [CONNECTIONS [SECONDS]]]: prints
+# "rps p50_ms p99_ms p999_ms errors".
 wrk_run() {
-  local url=$1 script=$2 batch=${3:-0} line
-  line=$(BATCH=$batch wrk -t2 -c64 -d"${DURATION}s" --latency -s "$script" "$url" | grep '^RESULT')
+  local url=$1 script=$2 batch=${3:-0} conns=${4:-64} secs=${5:-$DURATION} line threads=2
+  [ "$conns" -lt 2 ] && threads=1
+  line=$(BATCH=$batch wrk -t"$threads" -c"$conns" -d"${secs}s" --latency -s "$script" "$url" | grep '^RESULT')
   python3 - "$line" <<'PY'
 import sys
 f = dict(kv.split("=") for kv in sys.argv[1].split()[1:])
@@ -167,6 +176,29 @@ for line in sys.stdin:
 print(f"{bad:.0f} of {total:.0f}")'
 }
 
+# f3 PORT SERVICE_MS: closed-loop runs against a replica whose Redis is
+# DELAY_MS away each way; SERVICE_MS is the same decision's p50 with Redis
+# on loopback at concurrency 1.
+f3() {
+  local port=$1 service=$2 rtt=$((2 * DELAY_MS)) before after
+  # Past the start: the policy seeding and script loading take a few round
+  # trips, during which a fresh replica fails closed.
+  wrk_run "http://127.0.0.1:$port/v1/decisions" scripts/load/decisions.lua 0 8 2 >/dev/null
+  for conns in 8 32; do
+    before=$(degraded "$port")
+    read -r rps p50 p99 p999 err <<<"$(wrk_run "http://127.0.0.1:$port/v1/decisions" scripts/load/decisions.lua 0 "$conns" "$F3_SECONDS")"
+    after=$(degraded "$port")
+    row "redis +${DELAY_MS} ms each way" "POST /v1/decisions, $conns connections (wrk)" "$rps" "$p50" "$p99" "$p999" \
+      "$(python3 -c "
+rtt, service, c, rps, p50 = $rtt, $service, $conns, $rps, $p50
+p50_max, rps_min = 1.3 * (rtt + service), 0.8 * c / (rtt / 1000)
+b, a = '$before'.split(' of '), '$after'.split(' of ')
+deg, n = int(a[0]) - int(b[0]), int(a[1]) - int(b[1])
+ok = lambda x: 'met' if x else 'NOT met'
+print(f'p50 <= {p50_max:.1f} ms {ok(p50 <= p50_max)}; rps >= {rps_min:.0f} {ok(rps >= rps_min)}; {deg} of {n} degraded ($err errors)')")"
+  done
+}
+
 echo "== embedded store" >&2
 start_server embedded
 measure embedded "$PORT"
@@ -191,6 +223,16 @@ kill "$CEILING_PID" 2>/dev/null || true
 wait "$CEILING_PID" 2>/dev/null || true
 start_server redis REDIS_URL="redis://127.0.0.1:$RPORT"
 measure redis "$PORT" "$cr_rps"
+read -r _ service_ms _ _ _ <<<"$(wrk_run "http://127.0.0.1:$PORT/v1/decisions" scripts/load/decisions.lua 0 1 3)"
+row redis "POST /v1/decisions, 1 connection (wrk): service time" "" "$service_ms" "" "" ""
+
+echo "== redis ${DELAY_MS} ms away each way (TESTPLAN F3)" >&2
+DPORT=$(free_port)
+python3 scripts/load/delay_proxy.py "$DPORT" "$RPORT" "$DELAY_MS" >"$TMP/proxy.log" 2>&1 &
+PIDS+=("$!")
+for _ in $(seq 1 50); do redis-cli -p "$DPORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+start_server redis-far REDIS_URL="redis://127.0.0.1:$DPORT"
+f3 "$PORT" "$service_ms"
 
 {
   echo "Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr); load average before: $(cut -d' ' -f1-3 /proc/loadavg)"

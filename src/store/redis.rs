@@ -22,26 +22,33 @@
 //!
 //! **The budget is the one global quantity.** It cannot live in every
 //! customer's slot, so it lives in its own: one *pool* per UTC day
-//! (`{meta}:pool:<day>`, opened with the policy's daily budget). A commit
-//! that would grant first finds out, inside the script, that it holds no
-//! reservation (`short`: nothing is recorded); the store then reserves
-//! exactly the gesture's value from the pool (`lua/lease.lua`, one atomic
+//! (`{meta}:pool:<day>`, opened with the policy's daily budget). On one
+//! Redis (no slots) the commit script takes a grant's value from the pool
+//! itself, in the same atomic call: a grant is one round trip, like every
+//! other decision, which keeps grants inside the deadline when Redis is a
+//! network hop away (TESTPLAN F3: 20 ms round trips). On a Cluster the pool
+//! is in another slot than the customer's keys, so a commit that would
+//! grant first finds out, inside the script, that it holds no reservation
+//! (`short`: nothing is recorded); the store then reserves exactly the
+//! gesture's value from the pool (`lua/lease.lua`, one atomic
 //! check-and-decrement) and calls the commit again with the reservation,
 //! which the script spends only if it grants. A reservation the script does
 //! not use (the interaction turned out to be a replay, or the cap refused
 //! it) is handed back to the pool. A reservation taken but never spent nor
 //! handed back (the process died between the calls, or the second call
-//! timed out) is lost: the day under-spends, it never over-spends. So a
-//! grant costs three round trips, everything else one. Reserving exactly one
-//! gesture (not a chunk per shard) is deliberate: chunks parked in shards
-//! strand budget when a burst exhausts the pool (a 300-request burst on a
-//! budget for 100 granted only 50 with chunks of `daily / (4 S)`). The pool
-//! is the one hot key, but only grants touch it, and grants are bounded by
-//! the budget itself (daily ÷ smallest gesture: hundreds to thousands a day,
-//! against the ≈ 80 k scripted operations per second one Redis shard does).
+//! timed out) is lost: the day under-spends, it never over-spends. So on a
+//! Cluster a grant costs three round trips, everything else one. Both
+//! scripts apply the pool's one rule from `lua/pool.lua`. Reserving exactly
+//! one gesture (not a chunk per shard) is deliberate: chunks parked in
+//! shards strand budget when a burst exhausts the pool (a 300-request burst
+//! on a budget for 100 granted only 50 with chunks of `daily / (4 S)`). The
+//! pool is the one hot key, but only grants touch it, and grants are
+//! bounded by the budget itself (daily ÷ smallest gesture: hundreds to
+//! thousands a day, against the ≈ 80 k scripted operations per second one
+//! Redis shard does).
 //!
-//! **Fail closed.** A missing pool is opened (SET-NX-like, inside the lease
-//! script, with the policy's daily value and the UTC date of the decision)
+//! **Fail closed.** A missing pool is opened (SET-NX-like, inside the script
+//! that takes from it, with the policy's daily value and the UTC date of the decision)
 //! only if the store holds a shared policy. An emptied store (Redis restarted
 //! without persistence) has none, so grants fail closed (degraded answers,
 //! `/readyz` 503) until a replica starts and re-seeds it — never "a full
@@ -59,13 +66,17 @@
 //!
 //! **Batches pipeline their first calls.** [`Store::commit_all`] sends the
 //! first call of every commit of a batch chunk in one pipeline (one per
-//! shard on a Cluster: a pipeline must stay in one slot), then settles the
-//! few that answered `short` one at a time, in input order. Every outcome
-//! is one of a sequential order: a first call holds no reservation, so it
-//! never grants; a refusal by the cap it makes stands (an earlier commit's
-//! later grant only adds to the ledger); a customer's commits keep their
-//! order in its shard. The service bounds how many chunks are in flight, so
-//! Redis's queue stays short and the deadlines keep their meaning.
+//! shard on a Cluster: a pipeline must stay in one slot). On one Redis
+//! those calls run one after another in input order, each atomic and each
+//! taking its grant from the pool itself: the batch is decided exactly as
+//! a sequence of single commits. On a Cluster the few that answered `short`
+//! are then settled one at a time, in input order, and every outcome is
+//! still one of a sequential order: a first call there holds no
+//! reservation, so it never grants; a refusal by the cap it makes stands
+//! (an earlier commit's later grant only adds to the ledger); a customer's
+//! commits keep their order in its shard. The service bounds how many
+//! chunks are in flight, so Redis's queue stays short and the deadlines
+//! keep their meaning.
 //!
 //! **Bounded waiting, in two layers.** Connections are lazy (boot never
 //! blocks on Redis), `TCP_NODELAY` is on (redis-rs 1.8 defaults to Nagle),
@@ -177,8 +188,23 @@ use crate::domain::policy::{diff, Policy, PolicyChange};
 use crate::domain::validation::{CustomerId, InteractionId};
 use crate::domain::window::{bucket_of, Cell, Counts, WindowStats};
 
-static COMMIT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/commit.lua")));
-static LEASE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/lease.lua")));
+// The shebang first (so Redis refuses a script that writes up front when it
+// is out of memory, instead of failing half-way), then the pool's rule the
+// two scripts share.
+static COMMIT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        "#!lua\n",
+        include_str!("lua/pool.lua"),
+        include_str!("lua/commit.lua")
+    ))
+});
+static LEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        "#!lua\n",
+        include_str!("lua/pool.lua"),
+        include_str!("lua/lease.lua")
+    ))
+});
 static RETURN_TO_POOL: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/return_to_pool.lua")));
 static READ_HASHES: LazyLock<Script> =
@@ -576,6 +602,8 @@ enum Reply {
     /// The answer chosen, and the part of the reservation not spent.
     Recorded(String, i64),
     Short,
+    /// One Redis: the day's pool cannot be opened (no shared policy).
+    Uninitialised,
 }
 
 impl Reply {
@@ -587,6 +615,7 @@ impl Reply {
             (Some("mismatch"), _, _) => Ok(Reply::Mismatch),
             (Some("replay"), Some(j), _) => Ok(Reply::Replay(j)),
             (Some("short"), _, _) => Ok(Reply::Short),
+            (Some("uninit"), _, _) => Ok(Reply::Uninitialised),
             (Some("rec"), Some(choice), Some(unused)) => Ok(Reply::Recorded(
                 choice,
                 unused
@@ -604,6 +633,13 @@ enum Lease {
     Got,
     Short,
     Uninitialised,
+}
+
+/// A grant found no pool for `day` and could not open one: fail closed.
+fn pool_uninitialised(day: Date) -> StoreError {
+    StoreError::Unavailable(format!(
+        "the budget pool for {day} cannot be opened: the store holds no shared policy (emptied?); perks are refused until a replica re-seeds it"
+    ))
 }
 
 fn text(v: &Value) -> Option<String> {
@@ -1070,18 +1106,25 @@ impl Inner {
         Ok(())
     }
 
-    /// The `EVALSHA` of one commit script call.
-    fn commit_cmd(p: &Prepared, reserved: i64, pool_dry: bool) -> Cmd {
+    /// The `EVALSHA` of one commit script call. On one Redis the day's pool
+    /// and the policy go along, so a grant takes its value in the same call.
+    fn commit_cmd(&self, p: &Prepared, reserved: i64, pool_dry: bool) -> Cmd {
+        let pool_here = !self.cluster;
         let bytes = p.keys.iter().map(String::len).sum::<usize>()
             + p.answers.iter().map(String::len).sum::<usize>()
             + p.log_head.len()
             + p.grant_entry.len()
             + p.cells.iter().map(String::len).sum::<usize>()
-            + 512;
-        let mut cmd = Cmd::with_capacity(34 + p.cells.len(), bytes);
-        cmd.arg("EVALSHA").arg(COMMIT.get_hash()).arg(p.keys.len());
+            + 600;
+        let mut cmd = Cmd::with_capacity(38 + p.cells.len(), bytes);
+        cmd.arg("EVALSHA")
+            .arg(COMMIT.get_hash())
+            .arg(p.keys.len() + if pool_here { 2 } else { 0 });
         for k in &p.keys {
             cmd.arg(k);
+        }
+        if pool_here {
+            cmd.arg(self.keys.pool(p.day)).arg(self.keys.policy());
         }
         cmd.arg(&p.hash)
             .arg(p.now_ms)
@@ -1105,7 +1148,9 @@ impl Inner {
             .arg(ms(FEEDBACK_HORIZON.unsigned_abs()) + 86_400_000)
             .arg(&p.log_head)
             .arg(DECISION_LOG_KEPT)
-            .arg(ms(DECISION_LOG_TTL));
+            .arg(ms(DECISION_LOG_TTL))
+            .arg(p.daily)
+            .arg(p.version);
         for c in &p.cells {
             cmd.arg(c);
         }
@@ -1119,7 +1164,7 @@ impl Inner {
         reserved: i64,
         pool_dry: bool,
     ) -> Result<Reply, StoreError> {
-        let cmd = Self::commit_cmd(p, reserved, pool_dry);
+        let cmd = self.commit_cmd(p, reserved, pool_dry);
         let reply = match self.raw_query::<Value>(&cmd).await? {
             Err(e) if is_noscript(&e) => {
                 // A restarted Redis: load the script and call again (the
@@ -1198,12 +1243,13 @@ impl Inner {
     }
 
     /// Commits in order, their first calls sent together: in one pipeline on
-    /// one Redis, in one per shard on a Cluster (a pipeline must stay in one
-    /// slot there). The later rounds of those that need a reservation
-    /// (`short`) then run one commit at a time, in input order. That keeps
-    /// every outcome one of a sequential order: a first call never grants
-    /// (it holds no reservation), a refusal by the cap it makes stands
-    /// (a grant an earlier `short` commit gets later only adds to the
+    /// one Redis (where each call settles itself, grants included), in one
+    /// per shard on a Cluster (a pipeline must stay in one slot there). On a
+    /// Cluster the later rounds of those that need a reservation (`short`)
+    /// then run one commit at a time, in input order. That keeps every
+    /// outcome one of a sequential order: a Cluster's first call never
+    /// grants (it holds no reservation), a refusal by the cap it makes
+    /// stands (a grant an earlier `short` commit gets later only adds to the
     /// ledger), and commits of one customer keep their order in its shard.
     async fn commit_all(&self, commits: Vec<Commit>) -> Vec<Result<CommitOutcome, StoreError>> {
         if let Err(e) = self.gate().await {
@@ -1261,7 +1307,7 @@ impl Inner {
         let mut pipe = redis::pipe();
         pipe.ignore_errors();
         for &(_, p, dry) in &ready {
-            pipe.add_command(Self::commit_cmd(p, 0, dry));
+            pipe.add_command(self.commit_cmd(p, 0, dry));
         }
         let replies = match self.pipeline(&pipe).await {
             Ok(Ok(replies)) => replies,
@@ -1314,7 +1360,7 @@ impl Inner {
             };
             let unused = match &reply {
                 Reply::Recorded(_, unused) => *unused,
-                Reply::Short => 0,
+                Reply::Short | Reply::Uninitialised => 0,
                 Reply::Mismatch | Reply::Replay(_) => reserved,
             };
             self.hand_back(day, unused).await;
@@ -1351,13 +1397,10 @@ impl Inner {
                             self.mark_dry(day, p.version);
                             pool_dry = true;
                         }
-                        Lease::Uninitialised => {
-                            return Err(StoreError::Unavailable(format!(
-                                "the budget pool for {day} cannot be opened: the store holds no shared policy (emptied?); perks are refused until a replica re-seeds it"
-                            )))
-                        }
+                        Lease::Uninitialised => return Err(pool_uninitialised(day)),
                     }
                 }
+                Reply::Uninitialised => return Err(pool_uninitialised(day)),
             }
         }
         Err(StoreError::Unavailable(

@@ -616,3 +616,57 @@ async fn replicas_with_skewed_clocks_around_midnight_spend_one_budget_per_day() 
         );
     }
 }
+
+/// On one Redis a grant takes its value from the day's pool inside the
+/// commit script: one `EVALSHA`, one round trip, as every other decision
+/// (three on a Cluster, where the pool is in another slot). With Redis a
+/// network hop away that is what keeps grants within the deadline.
+#[tokio::test]
+async fn on_one_redis_a_grant_is_a_single_script_call() {
+    use fairtreat::clock::ManualClock;
+    use fairtreat::domain::interaction::{Interaction, InteractionInput};
+    use fairtreat::service::{DecisionService, Models};
+    use fairtreat::store::redis::{RedisConfig, RedisUrl};
+    use serde_json::json;
+
+    let server = RedisServer::start();
+    // A served window snapshot (not exact reads), so the decision under
+    // test makes no window read of its own.
+    let mut cfg = RedisConfig::new(RedisUrl::new(server.url()));
+    cfg.window_snapshot_ttl = std::time::Duration::from_secs(60);
+    cfg.call_budget = std::time::Duration::from_secs(5);
+    cfg.op_timeout = std::time::Duration::from_secs(5);
+    let service = DecisionService::new(
+        Policy::bundled(),
+        Models::bundled(),
+        Arc::new(RedisStore::connect(cfg).unwrap()),
+        Arc::new(ManualClock::new(T0)),
+    );
+    service.sync_policy().await.unwrap();
+    let decide = |iid: &str, cid: &str| {
+        let mut v = crate::helpers::interaction();
+        v["interaction_id"] = json!(iid);
+        v["customer"]["id"] = json!(cid);
+        let input: InteractionInput = serde_json::from_value(v).unwrap();
+        let parsed = Interaction::try_from(input.clone()).unwrap();
+        let service = &service;
+        async move { service.decide(&input, parsed).await.unwrap().decision }
+    };
+    // The first decision loads the scripts and opens the day's pool.
+    assert!(decide("g-0", "c-0").await.gesture.is_some());
+    let calls = || {
+        let stats = server.cli(&["info", "commandstats"]);
+        let of = |cmd: &str| {
+            stats
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("cmdstat_{cmd}:calls=")))
+                .and_then(|rest| rest.split(',').next()?.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        of("evalsha") + of("eval")
+    };
+    let before = calls();
+    let d = decide("g-1", "c-1").await;
+    assert!(d.gesture.is_some() && !d.degraded, "{d:?}");
+    assert_eq!(calls() - before, 1, "one script call for a grant");
+}

@@ -1,12 +1,16 @@
-#!lua
 -- One decision's whole state change, atomically (src/store/redis.rs explains
--- the key layout). Every key is under the customer's shard hash tag, so the
--- script touches one Cluster slot.
+-- the key layout). Built with the shebang and pool.lua in front. On a
+-- Cluster every key is under the customer's shard hash tag, so the script
+-- touches one slot, and a grant reserves from the day's pool (another slot)
+-- in a call of its own (lease.lua) first. On one Redis the pool and policy
+-- keys come too (KEYS 9 and 10) and a grant takes its value from the pool
+-- here: one round trip.
 --
 -- KEYS: 1 idempotency record (hash h, d, j)   2 decision index (id -> interaction)
 --       3 customer ledger (zset)              4 shard spend of the day (hash v, n)
 --       5 shard grant log of the day (list)   6 window bucket (hash)
 --       7 feedback record of the decision (hash t, f)   8 shard decision log (stream)
+--       9 the day's budget pool, 10 the shared policy (one Redis only)
 -- ARGV: 1 body hash       2 now (ms)          3 idempotency ttl (ms)
 --       4 gesture value (milli-units, -1: no gesture requested)
 --       5 perks per customer   6 max value per customer (milli)
@@ -22,14 +26,18 @@
 --       20 feedback record ttl (ms)
 --       21 decision log entry up to the decision: '{"input":…,"decision":' (the chosen answer and '}' follow)
 --       22 decision log entries kept (approximate MAXLEN)   23 decision log ttl (ms)
---       24.. window cells
--- Returns {'mismatch'} | {'replay', stored answer} | {'short'} (nothing
--- recorded: reserve the gesture from the pool and call again) |
+--       24 daily budget (milli)   25 policy version (both for the pool)
+--       26.. window cells
+-- Returns {'mismatch'} | {'replay', stored answer} | {'short'} (Cluster:
+-- nothing recorded; reserve the gesture from the pool and call again) |
+-- {'uninit'} (one Redis: the pool cannot be opened, the store holds no
+-- policy; nothing recorded) |
 -- {'rec', 'granted' | 'cap' | 'budget', unused reservation (milli)}.
 local value_s = ARGV[4]
 local value = tonumber(value_s)
 local reserved = tonumber(ARGV[9])
-local first_cell = 24
+local first_cell = 26
+local pool_here = #KEYS >= 10
 
 -- Redis does not roll a script back when a command fails half-way, so every
 -- write this call may do is checked against the caller's ACL before the
@@ -73,6 +81,12 @@ if value >= 0 then
   may('PEXPIRE', KEYS[4], '1')
   may('RPUSH', KEYS[5], 'x')
   may('PEXPIRE', KEYS[5], '1')
+  if pool_here then
+    may('HSET', KEYS[9], 'rem', '0')
+    may('HINCRBY', KEYS[9], 'rem', '1')
+    may('PEXPIRE', KEYS[9], '1')
+    may('EXISTS', KEYS[10])
+  end
 end
 
 local choice = 'granted'
@@ -92,6 +106,15 @@ if value >= 0 then
     unused = reserved - value
   elseif ARGV[10] == '1' then
     choice = 'budget'
+  elseif pool_here then
+    local got = take_from_pool(KEYS[9], KEYS[10], ARGV[24], ARGV[25], value_s, ARGV[11])
+    if got == 'uninit' then
+      return {'uninit'}
+    elseif got == 'ok' then
+      granted = true
+    else
+      choice = 'budget'
+    end
   else
     return {'short'}
   end
