@@ -131,9 +131,9 @@ async fn c1_simultaneous_identical_requests_over_three_replicas_grant_once_and_a
     eprintln!("C1: 20 rounds x 48 requests, {unknown_outcomes} degraded answers replayed");
 }
 
-/// A policy whose every gesture is worth exactly 10 and whose budget is
-/// exactly 100 gestures; fairness costs off so every interaction asks for one.
-fn hundred_gestures_policy() -> std::path::PathBuf {
+/// A policy with fairness costs off, so every complaint asks for a gesture,
+/// a daily budget of `daily`, and `edit` applied.
+fn gestures_for_all(daily: f64, edit: impl FnOnce(&mut toml::Table)) -> std::path::PathBuf {
     h::policy_file(|doc| {
         let fairness = doc["fairness"].as_table_mut().unwrap();
         fairness.insert("justice_weight".into(), 0.0.into());
@@ -141,7 +141,15 @@ fn hundred_gestures_policy() -> std::path::PathBuf {
         doc["budget"]
             .as_table_mut()
             .unwrap()
-            .insert("daily".into(), 1000.0.into());
+            .insert("daily".into(), daily.into());
+        edit(doc);
+    })
+}
+
+/// A policy whose every gesture is worth exactly 10 and whose budget is
+/// exactly 100 gestures; fairness costs off so every interaction asks for one.
+fn hundred_gestures_policy() -> std::path::PathBuf {
+    gestures_for_all(1000.0, |doc| {
         for action in doc["actions"].as_array_mut().unwrap() {
             if let Some(g) = action.get_mut("gesture").and_then(|g| g.as_table_mut()) {
                 g.insert("min".into(), 10.0.into());
@@ -217,15 +225,7 @@ async fn c2_a_budget_for_exactly_100_gestures_gives_exactly_100_under_64_concurr
 /// whose values follow their order values (mixed amounts), and a budget
 /// that runs out well before the demand does.
 fn mixed_amounts_policy(daily: f64) -> std::path::PathBuf {
-    h::policy_file(|doc| {
-        let fairness = doc["fairness"].as_table_mut().unwrap();
-        fairness.insert("justice_weight".into(), 0.0.into());
-        fairness.insert("enforce_parity".into(), false.into());
-        doc["budget"]
-            .as_table_mut()
-            .unwrap()
-            .insert("daily".into(), daily.into());
-    })
+    gestures_for_all(daily, |_| {})
 }
 
 /// One client's request and every answer it got for it.

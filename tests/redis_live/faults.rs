@@ -286,42 +286,8 @@ async fn check(
     );
 
     // Reconcile the unknown outcomes by replaying their interaction ids.
-    let client = reqwest::Client::new();
-    let mut told: BTreeSet<String> = warm.iter().cloned().collect();
-    let mut replayed = 0;
-    for s in &samples {
-        let mut text = s.text.clone();
-        let mut tries = 0;
-        while serde_json::from_str::<Value>(&text).unwrap()["degraded"] == true {
-            tries += 1;
-            assert!(
-                tries <= 20,
-                "{name}: replay still degraded: {text}; logs:\n{}",
-                failures(replica)
-            );
-            let resp = client
-                .post(replica.url("/v1/decisions"))
-                .json(&s.body)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(resp.status(), 200);
-            text = resp.text().await.unwrap();
-        }
-        replayed += usize::from(tries > 0);
-        let v: Value = serde_json::from_str(&text).unwrap();
-        if v["gesture"].is_object() {
-            told.insert(v["interaction_id"].as_str().unwrap().to_string());
-        }
-    }
-    let store = h::test_store(&redis.url(), "ft");
-    let today = OffsetDateTime::now_utc().date();
-    let mut ledger = BTreeSet::new();
-    for day in [today.previous_day().unwrap(), today] {
-        for g in store.grants(day).await.unwrap() {
-            assert!(ledger.insert(g.interaction_id), "one grant per interaction");
-        }
-    }
+    let (told, replayed) = settle_all(name, replica, &samples, warm).await;
+    let ledger = ledger_ids(&h::test_store(&redis.url(), "ft")).await;
     assert!(
         told == ledger,
         "{name}: after replays, what clients were told is the ledger: told only {:?}, ledger only {:?}",
@@ -353,6 +319,59 @@ async fn check(
         late_degraded,
         replayed,
     }
+}
+
+/// Replays every degraded answer of `samples` by its interaction id until
+/// it is not degraded (at most 20 times); returns the interactions clients
+/// were then told were granted (`warm` included) and how many needed a
+/// replay.
+async fn settle_all(
+    name: &str,
+    replica: &Replica,
+    samples: &[Sample],
+    warm: &[String],
+) -> (BTreeSet<String>, usize) {
+    let client = reqwest::Client::new();
+    let mut told: BTreeSet<String> = warm.iter().cloned().collect();
+    let mut replayed = 0;
+    for s in samples {
+        let mut text = s.text.clone();
+        let mut tries = 0;
+        while serde_json::from_str::<Value>(&text).unwrap()["degraded"] == true {
+            tries += 1;
+            assert!(
+                tries <= 20,
+                "{name}: replay still degraded: {text}; logs:\n{}",
+                failures(replica)
+            );
+            let resp = client
+                .post(replica.url("/v1/decisions"))
+                .json(&s.body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 200);
+            text = resp.text().await.unwrap();
+        }
+        replayed += usize::from(tries > 0);
+        let v: Value = serde_json::from_str(&text).unwrap();
+        if v["gesture"].is_object() {
+            told.insert(v["interaction_id"].as_str().unwrap().to_string());
+        }
+    }
+    (told, replayed)
+}
+
+/// The interactions in the grant log of yesterday and today, each once.
+async fn ledger_ids(store: &fairtreat::store::redis::RedisStore) -> BTreeSet<String> {
+    let today = OffsetDateTime::now_utc().date();
+    let mut ledger = BTreeSet::new();
+    for day in [today.previous_day().unwrap(), today] {
+        for g in store.grants(day).await.unwrap() {
+            assert!(ledger.insert(g.interaction_id), "one grant per interaction");
+        }
+    }
+    ledger
 }
 
 /// The replica's warnings and errors, for failure messages.
@@ -615,36 +634,8 @@ async fn f11_a_cluster_primary_killed_fails_over_without_5xx_while_other_shards_
     );
 
     // Reconcile: replay every unknown outcome, then compare with the ledger.
-    let client = reqwest::Client::new();
-    let mut told: BTreeSet<String> = warm.iter().cloned().collect();
-    for s in &samples {
-        let mut text = s.text.clone();
-        for _ in 0..20 {
-            if serde_json::from_str::<Value>(&text).unwrap()["degraded"] != true {
-                break;
-            }
-            let resp = client
-                .post(replica.url("/v1/decisions"))
-                .json(&s.body)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(resp.status(), 200);
-            text = resp.text().await.unwrap();
-        }
-        let v: Value = serde_json::from_str(&text).unwrap();
-        assert_eq!(v["degraded"], false, "F11: replay still degraded: {text}");
-        if v["gesture"].is_object() {
-            told.insert(v["interaction_id"].as_str().unwrap().to_string());
-        }
-    }
-    let today = OffsetDateTime::now_utc().date();
-    let mut ledger = BTreeSet::new();
-    for day in [today.previous_day().unwrap(), today] {
-        for g in store.grants(day).await.unwrap() {
-            assert!(ledger.insert(g.interaction_id), "one grant per interaction");
-        }
-    }
+    let (told, _) = settle_all("F11", &replica, &samples, &warm).await;
+    let ledger = ledger_ids(&store).await;
     let untold: Vec<&String> = ledger.difference(&told).collect();
     assert!(
         untold.is_empty(),
