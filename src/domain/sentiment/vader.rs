@@ -44,8 +44,9 @@
 //! decides where they come from; see [`Vader::from_lexicons`].
 
 use std::borrow::Cow;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
+use std::sync::LazyLock;
 
 /// Mean rating increase for a booster word ("very").
 const B_INCR: f64 = 0.293;
@@ -524,7 +525,11 @@ fn scalar_inc_dec(word: &str, word_lower: &str, valence: f64, is_cap_diff: bool)
 /// Upstream `negated` on a single lower-cased word: the `NEGATE` list, or any
 /// contraction with "n't" (which also catches e.g. "shouldn't've").
 fn negated(word: &str) -> bool {
-    NEGATE.contains(&word) || word.contains("n't")
+    // Asked up to three times per lexicon word: a hash lookup, not a scan
+    // of the sixty-word list.
+    static SET: LazyLock<HashSet<&str, FastHash>> =
+        LazyLock::new(|| NEGATE.iter().copied().collect());
+    SET.contains(word) || word.contains("n't")
 }
 
 /// Upstream `_negation_check`; `start_i` is how far back (0-based) the
@@ -594,7 +599,13 @@ fn phrase_value(table: &[(&str, f64)], words: &[&str]) -> Option<f64> {
         }
         rest.is_empty()
     };
-    table.iter().find(|(key, _)| matches(key)).map(|&(_, v)| v)
+    // Most lookups fail on the first letter: checking it first keeps a
+    // string comparison per table row off every lexicon word.
+    let first = words.first()?.as_bytes().first();
+    table
+        .iter()
+        .find(|(key, _)| key.as_bytes().first() == first && matches(key))
+        .map(|&(_, v)| v)
 }
 
 /// Upstream `_but_check`: sentiments before the first "but" are halved and
