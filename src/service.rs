@@ -117,8 +117,11 @@ pub const BATCHES_IN_FLIGHT: usize = 8;
 /// [`BATCHES_IN_FLIGHT`]): the replica's batch queue, for operators.
 pub const BATCH_WAIT_METRIC: &str = "fairtreat_batch_wait_seconds";
 
-/// Longest a store call may take before the decision fails closed.
-pub const DEFAULT_STORE_DEADLINE: StdDuration = StdDuration::from_millis(50);
+/// Longest a store call may take before the decision fails closed
+/// (`serve --store-deadline-ms` changes it).
+pub const DEFAULT_STORE_DEADLINE: StdDuration = StdDuration::from_millis(DEFAULT_STORE_DEADLINE_MS);
+/// [`DEFAULT_STORE_DEADLINE`] in milliseconds.
+pub const DEFAULT_STORE_DEADLINE_MS: u64 = 50;
 
 impl DecisionService {
     pub fn new(

@@ -17,7 +17,7 @@ pub mod simulate;
 
 use crate::clock::SystemClock;
 use crate::domain::policy::Policy;
-use crate::service::{DecisionService, Models};
+use crate::service::{DecisionService, Models, DEFAULT_STORE_DEADLINE_MS};
 use crate::store::journal::{FsyncPolicy, JournalConfig, DEFAULT_RETENTION_DAYS};
 use crate::store::memory::MemoryStore;
 use crate::store::redis::{RedisConfig, RedisStore, RedisUrl};
@@ -131,43 +131,26 @@ pub struct ServeArgs {
     /// Days of journal segments kept.
     #[arg(long, env = "FAIRTREAT_JOURNAL_RETENTION_DAYS", default_value_t = DEFAULT_RETENTION_DAYS)]
     pub journal_retention_days: u32,
+    /// Longest a decision waits on the store before it fails closed (a
+    /// perk-free answer, `degraded: true`), in milliseconds, 10 to 10,000.
+    /// Raise it when Redis is far away: a decision needs one round trip to
+    /// it (a grant on a Cluster three) plus a few milliseconds.
+    #[arg(long, env = "FAIRTREAT_STORE_DEADLINE_MS", default_value_t = DEFAULT_STORE_DEADLINE_MS,
+          value_parser = clap::value_parser!(u64).range(10..=10_000))]
+    pub store_deadline_ms: u64,
 }
 
-impl Default for ServeArgs {
-    fn default() -> Self {
-        Self {
-            bind: std::env::var("FAIRTREAT_BIND").unwrap_or_else(|_| "127.0.0.1:8080".into()),
-            policy: std::env::var_os("FAIRTREAT_POLICY").map(PathBuf::from),
-            models: std::env::var_os("FAIRTREAT_MODELS").map(PathBuf::from),
-            shadow_model: std::env::var("FAIRTREAT_SHADOW_MODEL").ok(),
-            workers: std::env::var("FAIRTREAT_WORKERS")
-                .ok()
-                .and_then(|w| w.parse().ok()),
-            redis_url: std::env::var("REDIS_URL").ok().map(RedisUrl::new),
-            redis_prefix: std::env::var("FAIRTREAT_REDIS_PREFIX").unwrap_or_else(|_| "ft".into()),
-            redis_shards: std::env::var("FAIRTREAT_REDIS_SHARDS")
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(16),
-            data_dir: std::env::var_os("FAIRTREAT_DATA_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
-            // As clap reads a flag's variable: set and not a "false" word.
-            no_journal: std::env::var("FAIRTREAT_NO_JOURNAL").is_ok_and(|v| {
-                !matches!(
-                    v.to_ascii_lowercase().as_str(),
-                    "" | "0" | "false" | "no" | "off" | "n" | "f"
-                )
-            }),
-            fsync: std::env::var("FAIRTREAT_FSYNC")
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .unwrap_or_default(),
-            journal_retention_days: std::env::var("FAIRTREAT_JOURNAL_RETENTION_DAYS")
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(DEFAULT_RETENTION_DAYS),
+impl ServeArgs {
+    /// `fairtreat` without a subcommand serves: the flags' environment
+    /// variables and defaults, read and checked by clap exactly as for
+    /// `fairtreat serve` (a bad value is refused, not silently replaced).
+    pub fn from_env() -> Result<Self, clap::Error> {
+        #[derive(Parser)]
+        struct Bare {
+            #[command(flatten)]
+            serve: ServeArgs,
         }
+        Bare::try_parse_from(["fairtreat"]).map(|b| b.serve)
     }
 }
 
@@ -212,9 +195,10 @@ pub fn load_models(dir: Option<&Path>) -> anyhow::Result<Models> {
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let policy = load_policy(args.policy.as_deref())?;
     let models = load_models(args.models.as_deref())?;
+    let deadline = std::time::Duration::from_millis(args.store_deadline_ms);
     let store: Arc<dyn Store> = match &args.redis_url {
         Some(url) => {
-            let mut cfg = RedisConfig::new(url.clone());
+            let mut cfg = RedisConfig::new(url.clone()).with_deadline(deadline);
             cfg.prefix = args.redis_prefix.clone();
             cfg.shards = args.redis_shards;
             // Lazy: no connection yet, so a replica starts even while Redis is down.
@@ -231,7 +215,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
     };
     let shared = args.redis_url.is_some();
-    let service = DecisionService::new(policy, models, store.clone(), Arc::new(SystemClock));
+    let service = DecisionService::new(policy, models, store.clone(), Arc::new(SystemClock))
+        .with_store_deadline(deadline);
     // The models API lists and activates from the directory the models came from.
     let service = match &args.models {
         Some(d) => service.with_models_dir(d),
@@ -291,7 +276,10 @@ pub async fn run() -> ExitCode {
     crate::telemetry::init();
     let cli = Cli::parse();
     let result = match cli.command {
-        None => serve(ServeArgs::default()).await,
+        None => match ServeArgs::from_env() {
+            Ok(args) => serve(args).await,
+            Err(e) => e.exit(),
+        },
         Some(Command::Serve(args)) => serve(args).await,
         Some(Command::Simulate(args)) => simulate::run(args).await,
         Some(Command::Export(args)) => export::run(args).await,

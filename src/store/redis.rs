@@ -83,8 +83,10 @@
 //! connects time out after 1 s, and a refused reconnect fails at once
 //! instead of retrying inside redis-rs (it opens the breaker, below).
 //! *Callers* are bounded by Tokio timeouts: the service's store deadline
-//! (50 ms) around every decision call, the store's own call budget for a
-//! commit (35 ms, so the degraded answer is rendered in time), and [`RedisConfig::op_timeout`]
+//! (50 ms by default; `serve --store-deadline-ms`, which scales the others
+//! through [`RedisConfig::with_deadline`]) around every decision call, the
+//! store's own call budget for a commit (35 ms, so the degraded answer is
+//! rendered in time), and [`RedisConfig::op_timeout`]
 //! (250 ms) around every store call — needed because commands issued while
 //! the connection manager reconnects wait on the reconnect, not on the
 //! response timeout. Those only stop *waiting*. The per-command response
@@ -325,6 +327,21 @@ impl RedisConfig {
             window_snapshot_ttl: Duration::from_millis(500),
             dry_pool_memory: Duration::from_millis(250),
         }
+    }
+
+    /// Scales the waits to the service's store deadline (the defaults
+    /// above suit the default 50 ms): a commit is waited for 70 % of it, so
+    /// the degraded answer is still rendered in time; a store call and a
+    /// command may take a few deadlines before they are given up (never
+    /// less than the defaults, which ride out a CPU stall). Raising the
+    /// deadline is how a replica whose Redis is a long round trip away
+    /// still grants: one round trip per decision on one Redis, three for a
+    /// grant on a Cluster.
+    pub fn with_deadline(mut self, deadline: Duration) -> Self {
+        self.call_budget = deadline.mul_f64(0.7);
+        self.op_timeout = Duration::from_millis(250).max(deadline * 2);
+        self.response_timeout = Duration::from_secs(1).max(deadline * 4);
+        self
     }
 }
 

@@ -179,6 +179,31 @@ fn a_missing_explicit_policy_or_models_directory_fails_at_start_with_a_clear_mes
 }
 
 #[test]
+fn an_out_of_range_store_deadline_is_refused_from_the_flag_and_from_the_environment() {
+    // With and without the `serve` subcommand: the bare binary reads the
+    // same variables through the same checks.
+    for (args, envs) in [
+        (vec!["serve", "--store-deadline-ms", "5"], vec![]),
+        (
+            vec!["serve"],
+            vec![("FAIRTREAT_STORE_DEADLINE_MS", "20000")],
+        ),
+        (vec![], vec![("FAIRTREAT_STORE_DEADLINE_MS", "5")]),
+        (vec![], vec![("FAIRTREAT_STORE_DEADLINE_MS", "soon")]),
+    ] {
+        let mut envs = envs;
+        envs.push(("FAIRTREAT_BIND", "127.0.0.1:0"));
+        let out = command(&args, &envs).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?} {envs:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("--store-deadline-ms"),
+            "{args:?} {envs:?}: {err}"
+        );
+    }
+}
+
+#[test]
 fn an_invalid_policy_file_is_refused_naming_each_bad_field() {
     let dir = std::env::temp_dir().join(format!("fairtreat-badpolicy-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

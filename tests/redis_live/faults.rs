@@ -491,6 +491,86 @@ async fn f4_redis_slower_than_the_deadline_answers_degraded_in_time_and_grants_n
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f4_a_replica_given_a_longer_deadline_grants_through_the_same_slow_redis() {
+    // F4's 80 ms round trip, with two replicas on it: one on the default
+    // 50 ms deadline fails every decision closed in time; one started with
+    // FAIRTREAT_STORE_DEADLINE_MS=400 waits for Redis and grants, within
+    // its own deadline, and every grant it told of is in the grant log.
+    let _serial = h::heavy().await;
+    let policy = roomy_policy();
+    let redis = RedisServer::start();
+    let proxy = FaultProxy::start(redis.port);
+    let default = Replica::start(&proxy.url(), Some(&policy), &[]);
+    let raised = Replica::start(
+        &proxy.url(),
+        Some(&policy),
+        &[("FAIRTREAT_STORE_DEADLINE_MS", "400")],
+    );
+    warm_up(&default).await;
+    warm_up(&raised).await;
+    proxy.set(Mode::Delay(40));
+    let client = reqwest::Client::new();
+    let mut told = BTreeSet::new();
+    for (replica, tag) in [(&default, "default"), (&raised, "raised")] {
+        let mut took = Vec::new();
+        for n in 0..12 {
+            let iid = format!("deadline-{tag}-{n}");
+            let sent = Instant::now();
+            let resp = client
+                .post(replica.url("/v1/decisions"))
+                .json(&body(&iid))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 200, "{tag} {iid}");
+            let v: Value = resp.json().await.unwrap();
+            let t = sent.elapsed();
+            took.push(t);
+            if tag == "default" {
+                assert_eq!(v["degraded"], true, "{iid} beat an 80 ms round trip: {v}");
+                assert!(
+                    v["gesture"].is_null(),
+                    "{iid} granted while failing closed: {v}"
+                );
+                assert!(
+                    t < LIMIT,
+                    "{iid} answered in {t:?}, past the default deadline"
+                );
+            } else {
+                assert_eq!(
+                    v["degraded"],
+                    false,
+                    "{iid} failed closed: {v}\n{}",
+                    failures(replica)
+                );
+                assert!(v["gesture"].is_object(), "{iid} granted nothing: {v}");
+                assert!(
+                    t >= Duration::from_millis(80) && t < Duration::from_millis(400 + 15),
+                    "{iid} answered in {t:?}: not one 80 ms round trip within its 400 ms deadline"
+                );
+                told.insert(iid);
+            }
+        }
+        took.sort();
+        eprintln!(
+            "deadline {tag}: 12 decisions, p50 {:.1?}, max {:.1?}",
+            took[6], took[11]
+        );
+    }
+    proxy.set(Mode::Ok);
+    let store = h::test_store(&redis.url(), "ft");
+    let ledger: BTreeSet<String> = ledger_ids(&store)
+        .await
+        .into_iter()
+        .filter(|i| i.starts_with("deadline-raised-"))
+        .collect();
+    assert_eq!(
+        ledger, told,
+        "the grant log differs from what the raised replica told"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn f5_connections_cut_fail_closed_and_reconnect_within_a_second() {
     through_proxy("F5 cut", Mode::Cut).await;
 }
