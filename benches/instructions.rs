@@ -77,12 +77,7 @@ fn request(interaction: &fairtreat::domain::interaction::InteractionInput) -> ac
 }
 
 fn main() {
-    // `cargo bench` passes `--bench`; `cargo test` runs benches without it.
-    let full = std::env::args().any(|a| a == "--bench");
-    let requests: usize = std::env::var("FAIRTREAT_INSTRUCTION_REQUESTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(if full { 2_000 } else { 50 });
+    let (full, requests) = traffic::run_size("FAIRTREAT_INSTRUCTION_REQUESTS", 2_000, 50);
     // The smoke run is a debug build, where the trained models are slow.
     let models = if full {
         fairtreat::model::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("models"))

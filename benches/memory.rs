@@ -63,12 +63,7 @@ fn rss_mb() -> (f64, f64) {
 }
 
 fn main() {
-    // `cargo bench` passes `--bench`; `cargo test` runs benches without it.
-    let full = std::env::args().any(|a| a == "--bench");
-    let total: usize = std::env::var("FAIRTREAT_MEMORY_DECISIONS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(if full { 1_000_000 } else { 10_000 });
+    let (full, total) = traffic::run_size("FAIRTREAT_MEMORY_DECISIONS", 1_000_000, 10_000);
     let checkpoint = (total / 10).max(1);
     // The smoke run is a debug build, where the trained models are slow:
     // it uses the compiled-in ones (the store's memory does not depend on

@@ -10,6 +10,18 @@ use serde_json::json;
 
 use fairtreat::domain::interaction::InteractionInput;
 
+/// Whether this is a full run, and how many decisions to drive: `var` from
+/// the environment, else `full` under `cargo bench` (which passes
+/// `--bench`), else `smoke` (`cargo test` runs benches without it).
+pub fn run_size(var: &str, full: usize, smoke: usize) -> (bool, usize) {
+    let is_full = std::env::args().any(|a| a == "--bench");
+    let n = std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if is_full { full } else { smoke });
+    (is_full, n)
+}
+
 /// Distinct customers.
 pub const CUSTOMERS: usize = 10_000;
 
