@@ -2,7 +2,12 @@
 # Load benchmark, loopback only, bounded in time (about 2 minutes after the
 # build). In one run it measures, against the same release binary:
 #
-#   1. the ceiling: GET /healthz (wrk, closed loop), on the embedded server;
+#   1. the ceiling: GET /healthz (wrk, closed loop), on the embedded server,
+#      and two ceilings of a decision on examples/ceiling.rs (same stack,
+#      same bodies): POST /exchange (C_exchange: the request parsed and
+#      validated, a decision-sized answer) and POST /decide (C_core: that
+#      plus the pure decision core with the trained models, and nothing
+#      else: no store, journal, idempotency or telemetry);
 #   2. POST /v1/decisions with varied realistic bodies (10,000 customers,
 #      tiers x regions, ~300-character texts), embedded store;
 #   3. POST /v1/decisions/batch, 100 interactions per request, embedded;
@@ -141,6 +146,12 @@ measure() {
   local ceil dec bat slo
   sleep 1
   ceil=$(wrk_run "http://127.0.0.1:$port/healthz" scripts/load/ceiling.lua)
+  if [ -n "${CORE_PORT:-}" ]; then
+    exch=$(wrk_run "http://127.0.0.1:$CORE_PORT/exchange" scripts/load/decisions.lua)
+    core=$(wrk_run "http://127.0.0.1:$CORE_PORT/decide" scripts/load/decisions.lua)
+    read -r x_rps x50 x99 x999 xerr <<<"$exch"
+    read -r k_rps k50 k99 k999 kerr <<<"$core"
+  fi
   dec=$(wrk_run "http://127.0.0.1:$port/v1/decisions" scripts/load/decisions.lua)
   bat=$(wrk_run "http://127.0.0.1:$port/v1/decisions/batch" scripts/load/decisions.lua "$BATCH")
   slo=$(oha_run "$port")
@@ -151,7 +162,13 @@ measure() {
   local b_dps=$((b_rps * BATCH))
   ratio() { python3 -c "print(f'{$1 / $2:.2f}')"; }
   row "$label" "GET /healthz (ceiling, wrk)" "$c_rps" "$c50" "$c99" "$c999" "1.00 ($cerr errors)"
-  row "$label" "POST /v1/decisions (wrk)" "$d_rps" "$d50" "$d99" "$d999" "$(ratio "$d_rps" "$c_rps") of ceiling ($derr errors)"
+  if [ -n "${CORE_PORT:-}" ]; then
+    row "$label" "POST /exchange on examples/ceiling (C_exchange, wrk)" "$x_rps" "$x50" "$x99" "$x999" "$(ratio "$x_rps" "$c_rps") of ceiling ($xerr errors)"
+    row "$label" "POST /decide on examples/ceiling (C_core, wrk)" "$k_rps" "$k50" "$k99" "$k999" "$(ratio "$k_rps" "$c_rps") of ceiling: the most a decision can reach ($kerr errors)"
+    row "$label" "POST /v1/decisions (wrk)" "$d_rps" "$d50" "$d99" "$d999" "$(ratio "$d_rps" "$c_rps") of ceiling; $(ratio "$d_rps" "$k_rps") of C_core ($derr errors)"
+  else
+    row "$label" "POST /v1/decisions (wrk)" "$d_rps" "$d50" "$d99" "$d999" "$(ratio "$d_rps" "$c_rps") of ceiling ($derr errors)"
+  fi
   if [ -n "$c_store" ]; then
     row "$label" "POST /v1/decisions (wrk), against the Redis ceiling" "$d_rps" "" "" "" "$(ratio "$d_rps" "$c_store") of C_redis"
   fi
@@ -199,9 +216,22 @@ print(f'p50 <= {p50_max:.1f} ms {ok(p50 <= p50_max)}; rps >= {rps_min:.0f} {ok(r
   done
 }
 
-echo "== embedded store" >&2
+echo "== embedded store, and the decision ceilings (examples/ceiling.rs)" >&2
 start_server embedded
+CORE_PORT=$(free_port)
+target/release/examples/ceiling --bind "127.0.0.1:$CORE_PORT" >"$TMP/core-ceiling.log" 2>&1 &
+CORE_PID=$!
+PIDS+=("$CORE_PID")
+for _ in $(seq 1 100); do
+  # Up once it answers at all (this empty body is refused with a 4xx).
+  [ "$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'content-type: application/json' \
+    --data '{}' "http://127.0.0.1:$CORE_PORT/exchange")" != 000 ] && break
+  sleep 0.1
+done
 measure embedded "$PORT"
+kill "$CORE_PID" 2>/dev/null || true
+wait "$CORE_PID" 2>/dev/null || true
+CORE_PORT=
 
 echo "== redis store" >&2
 RPORT=$(free_port)
