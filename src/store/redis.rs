@@ -131,7 +131,7 @@
 //! | `P:{s<k>}:grants:D` | list | the grant log: one JSON entry per grant | 35 days |
 //! | `P:{s<k>}:w:B` | hash | `d\|cell`, `p\|cell`, `v\|cell` counters | until the bucket leaves the window + 1 h |
 //! | `P:{s<k>}:fb:<decision id>` | hash | `t` decision time (ms), `f` feedback JSON once reported | feedback horizon (7 days) + 1 day |
-//! | `P:{s<k>}:log` | stream | the decision log: `t` time (ms), `d` request + answer + shadow JSON; also where recent interactions (what-if) are read from, newest first | `MAXLEN ~ 10000`; 30 days after the last write |
+//! | `P:{s<k>}:log` | stream | the decision log: `t` time (ms), `d` request + shadow JSON (`{"input":…,"shadow":…}`), `a` the answer JSON (entries before 2026-11-24: `d` holds all three, `{…,"decision":…}`); also where recent interactions (what-if) are read from, newest first | `MAXLEN ~ 10000`; 30 days after the last write |
 //! | `P:{s<k>}:fblog` | stream | the feedback log: `f` feedback JSON | `MAXLEN ~ 10000`; 30 days after the last write |
 //! | `P:{meta}:pool:D` | hash | `rem`, `total`, `ver`: the day's unleased budget | 8 days |
 //! | `P:{meta}:policy` | hash | `version`, `doc` | none (the configuration) |
@@ -156,6 +156,7 @@
 //! early by its skew; each day's pool is still never overspent. Ledger times
 //! are kept to the millisecond.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::ops::ControlFlow;
 use std::str::FromStr;
@@ -548,8 +549,9 @@ struct DecidedAt {
     decided_at: OffsetDateTime,
 }
 
-/// The start of a decision-log entry; the commit script appends the chosen
-/// answer, making a [`LoggedDecision`] without feedback.
+/// A decision-log entry without its answer (field `d`); the commit script
+/// writes the chosen answer beside it (field `a`), and [`log_entry`] joins
+/// the two into a [`LoggedDecision`] without feedback.
 #[derive(Serialize)]
 struct LogHead<'a> {
     input: &'a InteractionInput,
@@ -704,9 +706,22 @@ fn log_time(fields: &[(String, String)]) -> Result<i64, StoreError> {
         .ok_or_else(|| StoreError::Corrupt("decision log entry time".into()))
 }
 
-/// A decision-log entry's JSON (`d`: request, answer, shadow choice).
-fn log_entry(fields: &[(String, String)]) -> Result<&str, StoreError> {
-    field(fields, "d").ok_or_else(|| StoreError::Corrupt("decision log entry".into()))
+/// A decision-log entry's JSON: request, answer and shadow choice. The
+/// commit writes the answer as field `a` beside the rest (`d`,
+/// `{"input":…,"shadow":…}`) and this joins them as
+/// `{"input":…,"shadow":…,"decision":<a>}`; entries written before the
+/// split hold the whole document in `d`.
+fn log_entry(fields: &[(String, String)]) -> Result<Cow<'_, str>, StoreError> {
+    let corrupt = || StoreError::Corrupt("decision log entry".into());
+    let d = field(fields, "d").ok_or_else(corrupt)?;
+    let Some(answer) = field(fields, "a") else {
+        return Ok(Cow::Borrowed(d));
+    };
+    let head = d
+        .strip_suffix('}')
+        .filter(|h| h.starts_with('{') && h.len() > 1)
+        .ok_or_else(corrupt)?;
+    Ok(Cow::Owned(format!("{head},\"decision\":{answer}}}")))
 }
 
 /// The value of field `name` of a stream entry.
@@ -1446,7 +1461,7 @@ impl Inner {
             if log_time(&fields)? < since_ms {
                 return Ok(ControlFlow::Break(()));
             }
-            let e: RecentEntry = serde_json::from_str(log_entry(&fields)?)
+            let e: RecentEntry = serde_json::from_str(&log_entry(&fields)?)
                 .map_err(|e| corrupt("decision log entry", e))?;
             if e.decision.decided_at >= since {
                 out.push(e);
@@ -1523,7 +1538,7 @@ impl Inner {
                 continue;
             }
             log.push(
-                serde_json::from_str(log_entry(&entry)?)
+                serde_json::from_str(&log_entry(&entry)?)
                     .map_err(|e| corrupt("decision log entry", e))?,
             );
         }
@@ -1651,7 +1666,8 @@ struct Prepared {
     /// empty when no gesture was requested (the script cannot choose them),
     /// which keeps a third of the bytes out of most commits.
     answers: [String; 3],
-    /// The decision-log entry up to the answer (see `lua/commit.lua`).
+    /// The decision-log entry without the answer (field `d`; see
+    /// [`log_entry`]).
     log_head: String,
     cells: Vec<String>,
 }
@@ -1687,7 +1703,7 @@ impl Prepared {
             .map_err(|e| corrupt("grant entry", e))?,
             None => String::new(),
         };
-        let mut log_head = json_string(
+        let log_head = json_string(
             &LogHead {
                 input: &c.input,
                 shadow: c.shadow.as_ref(),
@@ -1695,11 +1711,6 @@ impl Prepared {
             1024,
         )
         .map_err(|e| corrupt("decision log entry", e))?;
-        // `{"input":…}` becomes `{"input":…,"decision":` + answer + `}`.
-        if log_head.ends_with('}') {
-            log_head.pop();
-        }
-        log_head.push_str(",\"decision\":");
         let cells = c
             .cells
             .iter()
@@ -2373,6 +2384,39 @@ mod tests {
         assert!(!format!("{url:?}").contains("CANARY"));
         let cfg = RedisConfig::new(url);
         assert!(!format!("{cfg:?}").contains("CANARY"));
+    }
+
+    #[test]
+    fn a_decision_log_entry_joins_its_request_and_answer_fields_and_reads_older_entries_whole() {
+        type Fields = [(String, String)];
+        let pair = |f: &str, v: &str| (f.to_string(), v.to_string());
+        let cases: [(&Fields, Option<&str>); 5] = [
+            (
+                &[
+                    pair("t", "1"),
+                    pair("d", r#"{"input":{"x":1}}"#),
+                    pair("a", r#"{"y":2}"#),
+                ],
+                Some(r#"{"input":{"x":1},"decision":{"y":2}}"#),
+            ),
+            (
+                &[pair("d", r#"{"input":{"x":1},"decision":{"y":2}}"#)],
+                Some(r#"{"input":{"x":1},"decision":{"y":2}}"#),
+            ),
+            (&[pair("d", "{}"), pair("a", "{}")], None),
+            (&[pair("d", r#""input""#), pair("a", "{}")], None),
+            (&[pair("a", "{}")], None),
+        ];
+        for (fields, expected) in cases {
+            match (log_entry(fields), expected) {
+                (Ok(doc), Some(e)) => {
+                    assert_eq!(doc, e);
+                    serde_json::from_str::<serde_json::Value>(&doc).expect("valid JSON");
+                }
+                (Err(StoreError::Corrupt(_)), None) => {}
+                (got, _) => panic!("{fields:?}: {got:?}"),
+            }
+        }
     }
 
     #[test]
