@@ -92,7 +92,8 @@ async fn one_script(state: web::Data<RedisState>) -> HttpResponse {
 }
 
 /// What the decision routes share: the models and policy `serve` starts
-/// with, and the fixed answer of `/exchange`.
+/// with (run from the repository's root, as `load.sh` does), and the fixed
+/// answer of `/exchange`.
 struct Core {
     models: Models,
     policy: Policy,
@@ -176,7 +177,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let mut core = Core {
         models: fairtreat::cli::load_models(None)?,
-        policy: Policy::bundled(),
+        policy: fairtreat::cli::load_policy(None)?,
         window: WindowStats::default(),
         answer: web::Bytes::new(),
     };

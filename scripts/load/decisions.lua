@@ -34,13 +34,13 @@ end
 
 -- The bodies are drawn once, in init, as a pool of templates split around
 -- the interaction id's counter, so a request costs the load generator one
--- string concatenation, as GET /healthz costs it nothing: on a shared
--- 2-core machine the generator's CPU is taken from the server, and
--- formatting every body per request (string.format, wrk.format) cost wrk
--- about 10 us per interaction, three times what it costs for /healthz.
--- The counter has a fixed width (it starts at 10^11), so each template's
--- Content-Length is fixed and the whole request, headers included, is
--- prepared in advance. Every customer appears in every thread's pool.
+-- string concatenation: on a shared 2-core machine the generator's CPU is
+-- taken from the server, and formatting every body per request
+-- (string.format, wrk.format) cost wrk about 2 us of CPU per request
+-- (0.86 -> 0.70 s of user time in a 5-second run). The counter has a fixed
+-- width (it starts at 10^11), so each template's Content-Length is fixed
+-- and the whole request, headers included, is prepared in advance. Every
+-- customer appears in every thread's pool. The path is the URL's.
 local POOL = 16384
 local pre, post = {}, {}
 local counter = 100000000000
