@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use fairtreat::domain::feedback::Feedback;
 use fairtreat::domain::policy::Policy;
+use fairtreat::domain::validation::CustomerId;
 use fairtreat::store::redis::RedisStore;
 use fairtreat::store::{CommitOutcome, FeedbackOutcome, Store, StoreError};
 use time::Duration;
@@ -410,15 +411,40 @@ async fn on_redis_an_interaction_id_is_scoped_to_its_customer_whatever_shard_the
     }
 }
 
+/// Script calls (`EVALSHA`, `EVAL`) `server` has run so far.
+fn script_calls(server: &RedisServer) -> u64 {
+    let stats = server.cli(&["info", "commandstats"]);
+    let of = |cmd: &str| {
+        stats
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("cmdstat_{cmd}:calls=")))
+            .and_then(|rest| rest.split(',').next()?.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    of("evalsha") + of("eval")
+}
+
+/// A store whose decisions read a served window snapshot (not exact
+/// reads), so a decision makes no window read of its own, and whose
+/// budgets are generous enough for a loaded test machine.
+fn served_snapshot_store(server: &RedisServer) -> Arc<RedisStore> {
+    use fairtreat::store::redis::{RedisConfig, RedisUrl};
+    let mut cfg = RedisConfig::new(RedisUrl::new(server.url()));
+    cfg.window_snapshot_ttl = std::time::Duration::from_secs(60);
+    cfg.call_budget = std::time::Duration::from_secs(5);
+    cfg.op_timeout = std::time::Duration::from_secs(5);
+    Arc::new(RedisStore::connect(cfg).unwrap())
+}
+
 #[tokio::test]
-async fn a_batch_on_redis_is_decided_in_order_through_pipelined_commits() {
+async fn a_batch_on_one_redis_is_decided_in_order_in_one_script_call() {
     use fairtreat::clock::ManualClock;
     use fairtreat::domain::interaction::{Interaction, InteractionInput};
     use fairtreat::service::{DecisionService, Models, ServiceError};
     use serde_json::json;
 
     let server = RedisServer::start();
-    let store = Arc::new(h::test_store(&server.url(), "ft"));
+    let store = served_snapshot_store(&server);
     assert!(
         store.batches_commits(),
         "Redis sends a batch's commits together"
@@ -430,6 +456,14 @@ async fn a_batch_on_redis_is_decided_in_order_through_pipelined_commits() {
         Arc::new(ManualClock::new(T0)),
     );
     service.sync_policy().await.unwrap();
+    // A first decision loads the scripts and takes the window snapshot.
+    let mut warm = crate::helpers::interaction();
+    warm["interaction_id"] = json!("warm");
+    let warm: InteractionInput = serde_json::from_value(warm).unwrap();
+    let first = service
+        .decide_all(vec![(&warm, Interaction::try_from(warm.clone()).unwrap())])
+        .await;
+    assert!(first[0].is_ok(), "{:?}", first[0].as_ref().err());
     // Two complaints of one customer (the bundled policy allows one perk per
     // 30 days), the first again, the first with another body, and customers
     // of their own in between.
@@ -453,7 +487,14 @@ async fn a_batch_on_redis_is_decided_in_order_through_pipelined_commits() {
         .iter()
         .map(|i| (i, Interaction::try_from(i.clone()).unwrap()))
         .collect();
+    let granted_before = store.spend(T0).await.unwrap().grants;
+    let before = script_calls(&server);
     let out = service.decide_all(items).await;
+    assert_eq!(
+        script_calls(&server) - before,
+        1,
+        "one script call for the batch"
+    );
     assert_eq!(out.len(), inputs.len());
     let decided = |k: usize| out[k].as_ref().unwrap_or_else(|e| panic!("item {k}: {e}"));
     for k in [0, 1, 4] {
@@ -478,7 +519,11 @@ async fn a_batch_on_redis_is_decided_in_order_through_pipelined_commits() {
     );
     assert!(matches!(out[5], Err(ServiceError::IdempotencyMismatch(_))));
     let spend = store.spend(T0).await.unwrap();
-    assert_eq!(spend.grants, 3, "one grant per customer");
+    assert_eq!(
+        spend.grants - granted_before,
+        3,
+        "one grant per customer of the batch"
+    );
 }
 
 #[tokio::test]
@@ -626,20 +671,13 @@ async fn on_one_redis_a_grant_is_a_single_script_call() {
     use fairtreat::clock::ManualClock;
     use fairtreat::domain::interaction::{Interaction, InteractionInput};
     use fairtreat::service::{DecisionService, Models};
-    use fairtreat::store::redis::{RedisConfig, RedisUrl};
     use serde_json::json;
 
     let server = RedisServer::start();
-    // A served window snapshot (not exact reads), so the decision under
-    // test makes no window read of its own.
-    let mut cfg = RedisConfig::new(RedisUrl::new(server.url()));
-    cfg.window_snapshot_ttl = std::time::Duration::from_secs(60);
-    cfg.call_budget = std::time::Duration::from_secs(5);
-    cfg.op_timeout = std::time::Duration::from_secs(5);
     let service = DecisionService::new(
         Policy::bundled(),
         Models::bundled(),
-        Arc::new(RedisStore::connect(cfg).unwrap()),
+        served_snapshot_store(&server),
         Arc::new(ManualClock::new(T0)),
     );
     service.sync_policy().await.unwrap();
@@ -654,19 +692,35 @@ async fn on_one_redis_a_grant_is_a_single_script_call() {
     };
     // The first decision loads the scripts and opens the day's pool.
     assert!(decide("g-0", "c-0").await.gesture.is_some());
-    let calls = || {
-        let stats = server.cli(&["info", "commandstats"]);
-        let of = |cmd: &str| {
-            stats
-                .lines()
-                .find_map(|l| l.strip_prefix(&format!("cmdstat_{cmd}:calls=")))
-                .and_then(|rest| rest.split(',').next()?.parse::<u64>().ok())
-                .unwrap_or(0)
-        };
-        of("evalsha") + of("eval")
-    };
-    let before = calls();
+    let before = script_calls(&server);
     let d = decide("g-1", "c-1").await;
     assert!(d.gesture.is_some() && !d.degraded, "{d:?}");
-    assert_eq!(calls() - before, 1, "one script call for a grant");
+    assert_eq!(
+        script_calls(&server) - before,
+        1,
+        "one script call for a grant"
+    );
+}
+
+#[tokio::test]
+async fn a_decision_recorded_before_its_index_moved_into_the_feedback_record_is_still_found() {
+    let server = RedisServer::start();
+    let store = h::test_store(&server.url(), "ft");
+    store.seed_policy(&Policy::bundled(), T0).await.unwrap();
+    let op = Op::new("i-old", "c-old", T0, Some(5.0));
+    let CommitOutcome::Recorded(d) = store.commit(op.commit()).await.unwrap() else {
+        panic!("a first commit is recorded");
+    };
+    let id = d.decision_id;
+    let k = store.shard_of(&CustomerId::parse("customer.id", "c-old").unwrap());
+    let record = store.shard_key(k, &format!("fb:{id}"));
+    assert_eq!(server.cli(&["hget", &record, "r"]).trim(), "c-old:i-old");
+    // As a commit before 2026-11-24 left it: the index in a key of its own.
+    let index = store.shard_key(k, &format!("dec:{id}"));
+    server.cli(&["hdel", &record, "r"]);
+    server.cli(&["set", &index, "c-old:i-old", "px", "172800000"]);
+    assert_eq!(store.decision(id).await.unwrap().as_ref(), Some(&d));
+    // Neither index: the decision cannot be found by its id.
+    server.cli(&["del", &index]);
+    assert_eq!(store.decision(id).await.unwrap(), None);
 }

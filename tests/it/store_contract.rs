@@ -408,6 +408,43 @@ pub async fn a_new_utc_day_opens_a_fresh_budget_and_the_old_day_keeps_its_spend(
     assert_eq!((d2.day, d2.spent, d2.grants), (next.date(), 30.0, 1));
 }
 
+/// A batch is committed in one call per day's pool: items on either side
+/// of midnight each spend their own day's budget.
+pub async fn a_batch_across_midnight_spends_each_days_own_budget(s: Subject) {
+    let day_end = datetime!(2026-11-20 23:59:59.999 UTC);
+    let next = datetime!(2026-11-21 00:00 UTC);
+    let ops: Vec<Op> = [day_end, next, day_end, next, next]
+        .into_iter()
+        .enumerate()
+        .map(|(n, at)| {
+            let mut op = Op::new(&format!("m-{n}"), &format!("c-{n}"), at, Some(30.0));
+            op.daily = 50.0;
+            op
+        })
+        .collect();
+    let seen_all: Vec<Seen> = s
+        .store
+        .commit_all(ops.iter().map(Op::commit).collect())
+        .await
+        .iter()
+        .map(|out| seen(out.as_ref().expect("commit")))
+        .collect();
+    assert_eq!(
+        seen_all,
+        [
+            Seen::Granted(30.0),
+            Seen::Granted(30.0),
+            Seen::RefusedByBudget,
+            Seen::RefusedByBudget,
+            Seen::RefusedByBudget,
+        ]
+    );
+    for at in [day_end, next] {
+        let spend = s.store.spend(at).await.unwrap();
+        assert_eq!((spend.day, spend.spent, spend.grants), (at.date(), 30.0, 1));
+    }
+}
+
 pub async fn a_budget_change_in_a_newer_policy_applies_the_same_day(s: Subject) {
     let mk = |n: usize, daily: f64, version: u32| {
         let mut op = Op::new(&format!("i-{n}"), &format!("c-{n}"), T0, Some(30.0));
@@ -1093,6 +1130,7 @@ contract_for_every_store!(
         the_daily_budget_is_never_overspent_and_refusals_name_the_budget,
         a_new_utc_day_opens_a_fresh_budget_and_the_old_day_keeps_its_spend,
         a_budget_change_in_a_newer_policy_applies_the_same_day,
+        a_batch_across_midnight_spends_each_days_own_budget,
         window_counters_match_the_reference_model_at_hour_edges,
         the_window_series_counts_every_decision_once_in_its_hour,
         policy_changes_are_compare_and_set_and_every_change_is_in_the_history,
