@@ -97,7 +97,7 @@ pub struct DecisionService {
     /// A second model set scoring every interaction beside the active one
     /// (logged, never served); see `model::shadow`.
     shadow: ArcSwapOption<Shadow>,
-    /// Batch chunks being decided at once (see [`BATCHES_IN_FLIGHT`]).
+    /// Batch chunks committing at once (see [`BATCHES_IN_FLIGHT`]).
     batch_slots: tokio::sync::Semaphore,
 }
 
