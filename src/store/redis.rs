@@ -77,11 +77,14 @@
 //! holds no reservation, so it never grants; a refusal by the cap it makes
 //! stands (an earlier commit's later grant only adds to the ledger); a
 //! customer's commits keep their order in its shard. One call instead of a
-//! pipeline of 32 saves Redis a fifth of its work per commit (counted in
+//! pipeline of 32 saves Redis a sixth of its work per commit (counted in
 //! instructions: the per-call cost of `EVALSHA` is paid once). A chunk is
-//! 32 commits, so a call holds Redis for about 2 ms. The service bounds
-//! how many chunks are in flight, so Redis's queue stays short and the
-//! deadlines keep their meaning.
+//! 32 commits, so a call holds Redis for about a millisecond. A call that
+//! fails as a whole (no answer in time, a dropped connection, an error the
+//! script raised) fails every commit of it, though some may have been
+//! recorded: as for a single commit, a replay returns what was. The
+//! service bounds how many chunks are in flight, so Redis's queue stays
+//! short and the deadlines keep their meaning.
 //!
 //! **Bounded waiting, in two layers.** Connections are lazy (boot never
 //! blocks on Redis), `TCP_NODELAY` is on (redis-rs 1.8 defaults to Nagle),
@@ -1224,8 +1227,9 @@ impl Inner {
     }
 
     /// One commit script call for `rounds`: one reply per commit, in order.
-    /// The call as a whole fails only when Redis refused or lost it (then
-    /// none of its commits ran).
+    /// A call that fails as a whole fails every commit of it; some of them
+    /// may still have been recorded (a timeout, or an error the script
+    /// raised after its first commits), and a replay returns what was.
     async fn commit_call(
         &self,
         rounds: &[Round<'_>],
