@@ -35,9 +35,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
+# free_port, wait_ready, start_server, degraded.
+. scripts/load/servers.sh
+
 # CPU time a process has used so far, in clock ticks.
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # The first line of /proc/stat: the machine's CPU time by state.
@@ -70,34 +70,6 @@ PY
 
 # ratio FILE_A FILE_B: the decisions/s of a batch run over a single run's.
 ratio() { python3 -c "print(f'{$(cat "$1") / $(cat "$2"):.2f}')"; }
-
-degraded() {
-  curl -sf "http://127.0.0.1:$1/metrics" | python3 -c '
-import re, sys
-total = bad = 0
-for line in sys.stdin:
-    if line.startswith("fairtreat_decisions_total{"):
-        n = float(line.rsplit(" ", 1)[1])
-        total += n
-        bad += n if "degraded=\"true\"" in line else 0
-print(f"{bad:.0f} of {total:.0f}")'
-}
-
-start_server() {
-  local name=$1; shift
-  PORT=$(free_port)
-  mkdir -p "$TMP/$name"
-  env RUST_LOG=warn FAIRTREAT_DATA_DIR="$TMP/$name/data" "$@" \
-    "$BIN" serve --bind "127.0.0.1:$PORT" >"$TMP/$name/log" 2>&1 &
-  SERVER_PID=$!
-  PIDS+=("$SERVER_PID")
-  for _ in $(seq 1 100); do
-    curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && return 0
-    sleep 0.1
-  done
-  echo "server $name did not become ready" >&2
-  exit 1
-}
 
 echo "Machine: $(nproc) cores; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "wrk -t2 -c$CONNECTIONS -d${SECONDS_PER_RUN}s; batches of $BATCH; server, redis-server and wrk share the machine."

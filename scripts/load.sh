@@ -77,30 +77,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-wait_ready() {
-  for _ in $(seq 1 100); do
-    if curl -sf "http://127.0.0.1:$1/readyz" >/dev/null; then return 0; fi
-    sleep 0.1
-  done
-  echo "server on port $1 did not become ready" >&2
-  exit 1
-}
-
-# start_server NAME [env...]: starts fairtreat on a free port; sets PORT.
-start_server() {
-  local name=$1; shift
-  PORT=$(free_port)
-  mkdir -p "$TMP/$name"
-  env RUST_LOG=warn FAIRTREAT_DATA_DIR="$TMP/$name/data" "$@" \
-    "$BIN" serve --bind "127.0.0.1:$PORT" >"$TMP/$name/log" 2>&1 &
-  SERVER_PID=$!
-  PIDS+=("$SERVER_PID")
-  wait_ready "$PORT"
-}
+# free_port, wait_ready, start_server, degraded.
+. scripts/load/servers.sh
 
 # wrk_run URL SCRIPT [BATCH [CONNECTIONS [SECONDS]]]: prints
 # "rps p50_ms p99_ms p999_ms errors".
@@ -178,19 +156,6 @@ measure() {
   # A decision that failed closed (store deadline) still answers 200: count
   # them, so throughput bought with degraded answers shows.
   row "$label" "degraded (failed-closed) decisions in these runs" "$(degraded "$port")" "" "" "" ""
-}
-
-# degraded PORT: "N of M" decisions answered degraded, from /metrics.
-degraded() {
-  curl -sf "http://127.0.0.1:$1/metrics" | python3 -c '
-import re, sys
-total = bad = 0
-for line in sys.stdin:
-    if line.startswith("fairtreat_decisions_total{"):
-        n = float(line.rsplit(" ", 1)[1])
-        total += n
-        bad += n if "degraded=\"true\"" in line else 0
-print(f"{bad:.0f} of {total:.0f}")'
 }
 
 # f3 PORT SERVICE_MS: closed-loop runs against a replica whose Redis is

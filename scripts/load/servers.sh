@@ -1,0 +1,45 @@
+# Helpers shared by scripts/load.sh and scripts/cpu.sh (sourced, not run):
+# free loopback ports, starting the release binary, and reading how many
+# decisions it answered degraded. The caller sets BIN (the binary), TMP (a
+# scratch directory) and PIDS (an array of processes to stop at exit).
+
+# free_port: prints a free loopback port.
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# wait_ready PORT: waits up to 10 s for the server's /readyz.
+wait_ready() {
+  for _ in $(seq 1 100); do
+    if curl -sf "http://127.0.0.1:$1/readyz" >/dev/null; then return 0; fi
+    sleep 0.1
+  done
+  echo "server on port $1 did not become ready" >&2
+  exit 1
+}
+
+# start_server NAME [env...]: starts fairtreat on a free port; sets PORT
+# and SERVER_PID.
+start_server() {
+  local name=$1; shift
+  PORT=$(free_port)
+  mkdir -p "$TMP/$name"
+  env RUST_LOG=warn FAIRTREAT_DATA_DIR="$TMP/$name/data" "$@" \
+    "$BIN" serve --bind "127.0.0.1:$PORT" >"$TMP/$name/log" 2>&1 &
+  SERVER_PID=$!
+  PIDS+=("$SERVER_PID")
+  wait_ready "$PORT"
+}
+
+# degraded PORT: "N of M" decisions answered degraded, from /metrics.
+degraded() {
+  curl -sf "http://127.0.0.1:$1/metrics" | python3 -c '
+import sys
+total = bad = 0
+for line in sys.stdin:
+    if line.startswith("fairtreat_decisions_total{"):
+        n = float(line.rsplit(" ", 1)[1])
+        total += n
+        bad += n if "degraded=\"true\"" in line else 0
+print(f"{bad:.0f} of {total:.0f}")'
+}
