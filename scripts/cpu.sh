@@ -27,16 +27,9 @@ done
 
 cargo build --release --quiet --bin fairtreat
 BIN=target/release/fairtreat
-TMP=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-# free_port, wait_ready, start_server, degraded.
+# scratch, free_port, wait_ready, start_server, degraded.
 . scripts/load/servers.sh
+scratch
 
 # CPU time a process has used so far, in clock ticks.
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }

@@ -68,17 +68,9 @@ fi
 
 cargo build --release --quiet --bin fairtreat --example ceiling
 BIN=target/release/fairtreat
-TMP=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-# free_port, wait_ready, start_server, degraded.
+# scratch, free_port, wait_ready, start_server, degraded.
 . scripts/load/servers.sh
+scratch
 
 # wrk_run URL SCRIPT [BATCH [CONNECTIONS [SECONDS]]]: prints
 # "rps p50_ms p99_ms p999_ms errors".

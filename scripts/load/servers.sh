@@ -1,7 +1,20 @@
-# Helpers shared by scripts/load.sh and scripts/cpu.sh (sourced, not run):
-# free loopback ports, starting the release binary, and reading how many
-# decisions it answered degraded. The caller sets BIN (the binary), TMP (a
-# scratch directory) and PIDS (an array of processes to stop at exit).
+# Helpers shared by scripts/load.sh, scripts/cpu.sh and scripts/soak.sh
+# (sourced, not run): a scratch directory, free loopback ports, starting the
+# release binary, and reading how many decisions it answered degraded. The
+# caller sets BIN (the binary) and calls scratch first.
+
+# scratch: makes TMP (a scratch directory) and PIDS (the processes to stop),
+# and at exit stops PIDS and removes TMP.
+scratch() {
+  TMP=$(mktemp -d)
+  PIDS=()
+  trap _stop_and_clean EXIT
+}
+_stop_and_clean() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$TMP"
+}
 
 # free_port: prints a free loopback port.
 free_port() {
