@@ -27,7 +27,7 @@ done
 
 cargo build --release --quiet --bin fairtreat
 BIN=target/release/fairtreat
-# scratch, free_port, wait_ready, start_server, degraded.
+# scratch, free_port, wait_ready, start_redis, start_server, degraded.
 . scripts/load/servers.sh
 scratch
 
@@ -76,12 +76,7 @@ run "embedded, batch item" "$PORT" "$SERVER_PID" - /v1/decisions/batch "$BATCH" 
 echo "| embedded: batch ÷ single | $(ratio "$TMP/eb" "$TMP/e1") × | | | |"
 echo "| embedded: degraded | $(degraded "$PORT") | | | |"
 
-RPORT=$(free_port)
-redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
-  >"$TMP/redis.log" 2>&1 &
-REDIS_PID=$!
-PIDS+=("$REDIS_PID")
-for _ in $(seq 1 50); do redis-cli -p "$RPORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+start_redis
 start_server redis REDIS_URL="redis://127.0.0.1:$RPORT"
 run "redis, single" "$PORT" "$SERVER_PID" "$REDIS_PID" /v1/decisions 0 2>"$TMP/r1"
 run "redis, batch item" "$PORT" "$SERVER_PID" "$REDIS_PID" /v1/decisions/batch "$BATCH" 2>"$TMP/rb"

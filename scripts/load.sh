@@ -68,7 +68,7 @@ fi
 
 cargo build --release --quiet --bin fairtreat --example ceiling
 BIN=target/release/fairtreat
-# scratch, free_port, wait_ready, start_server, degraded.
+# scratch, free_port, wait_ready, start_redis, start_server, degraded.
 . scripts/load/servers.sh
 scratch
 
@@ -191,11 +191,7 @@ wait "$CORE_PID" 2>/dev/null || true
 CORE_PORT=
 
 echo "== redis store" >&2
-RPORT=$(free_port)
-redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
-  >"$TMP/redis.log" 2>&1 &
-PIDS+=("$!")
-for _ in $(seq 1 50); do redis-cli -p "$RPORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+start_redis
 echo "== redis ceiling: one EVALSHA per request (examples/ceiling.rs)" >&2
 CPORT=$(free_port)
 target/release/examples/ceiling --bind "127.0.0.1:$CPORT" --redis "redis://127.0.0.1:$RPORT" \

@@ -39,17 +39,17 @@ if [ -z "${BIN:-}" ]; then
   BIN=target/release/fairtreat
 fi
 
-# scratch, free_port.
+# scratch, free_port, start_redis.
 # shellcheck source=scripts/load/servers.sh disable=SC1091
 . scripts/load/servers.sh
 scratch
 
 ENVS=()
 if [ "$STORE" = redis ]; then
-  command -v redis-server >/dev/null || { echo "redis-server is missing" >&2; exit 2; }
-  RPORT=$(free_port)
-  redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no >"$TMP/redis.log" 2>&1 &
-  PIDS+=("$!")
+  for tool in redis-server redis-cli; do
+    command -v "$tool" >/dev/null || { echo "$tool is missing" >&2; exit 2; }
+  done
+  start_redis
   ENVS=(REDIS_URL="redis://127.0.0.1:$RPORT")
 fi
 python3 scripts/load/bodies.py $((DECISIONS + 200)) "$TMP/bodies.jsonl" >/dev/null

@@ -231,16 +231,12 @@ AVAILABLE=$(( $(awk '/MemAvailable/ {print $2}' /proc/meminfo) * 1024 ))
 DEFAULT_MAXMEMORY=$(( AVAILABLE - (4 << 30) > (1 << 30) ? AVAILABLE - (4 << 30) : (1 << 30) ))
 REDIS_MAXMEMORY=${REDIS_MAXMEMORY:-$DEFAULT_MAXMEMORY}
 
-# scratch, free_port, wait_ready, start_server, degraded.
+# scratch, free_port, wait_ready, start_redis, start_server, degraded.
 # shellcheck source=scripts/load/servers.sh disable=SC1091
 . scripts/load/servers.sh
 scratch
 
-RPORT=$(free_port)
-redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
-  --maxmemory "$REDIS_MAXMEMORY" --maxmemory-policy noeviction >"$TMP/redis.log" 2>&1 &
-PIDS+=("$!")
-for _ in $(seq 1 50); do redis-cli -p "$RPORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+start_redis --maxmemory "$REDIS_MAXMEMORY" --maxmemory-policy noeviction
 start_server redis REDIS_URL="redis://127.0.0.1:$RPORT"
 # shellcheck disable=SC2153 # PORT is start_server's.
 URL="http://127.0.0.1:$PORT/v1/decisions"

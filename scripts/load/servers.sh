@@ -1,6 +1,6 @@
 # Helpers shared by scripts/load.sh, scripts/cpu.sh and scripts/soak.sh
-# (sourced, not run): a scratch directory, free loopback ports, starting the
-# release binary, and reading how many decisions it answered degraded. The
+# (sourced, not run): a scratch directory, free loopback ports, starting
+# redis-server and the release binary, and reading how many decisions it answered degraded. The
 # caller sets BIN (the binary) and calls scratch first.
 
 # scratch: makes TMP (a scratch directory) and PIDS (the processes to stop),
@@ -28,6 +28,21 @@ wait_ready() {
     sleep 0.1
   done
   echo "server on port $1 did not become ready" >&2
+  exit 1
+}
+
+# start_redis [redis-server options...]: starts a throwaway redis-server
+# (no persistence) on a free loopback port and waits for it; sets RPORT and
+# REDIS_PID.
+# shellcheck disable=SC2120 # the options are optional.
+start_redis() {
+  RPORT=$(free_port)
+  redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
+    "$@" >"$TMP/redis.log" 2>&1 &
+  REDIS_PID=$!
+  PIDS+=("$REDIS_PID")
+  for _ in $(seq 1 50); do redis-cli -p "$RPORT" ping >/dev/null 2>&1 && return 0; sleep 0.1; done
+  echo "redis-server on port $RPORT did not answer" >&2
   exit 1
 }
 
