@@ -8,6 +8,12 @@
 --
 -- BATCH=<n> in the environment sends {"interactions": [n items]} to
 -- /v1/decisions/batch instead.
+--
+-- HOT=1 (scripts/hotkey.sh, TESTPLAN P3) sends only complaints, each from a
+-- customer never seen before and all of one segment (one tier, one region),
+-- so every decision asks for a gesture from the day's one budget pool; the
+-- answers are read, and the gestures told to the clients are counted
+-- (decisions, grants and their value in milli-units) for the budget check.
 
 local texts = {
   {"complaint", 1, "My order arrived two weeks late and the box was crushed, the glass inside was broken into pieces. I wrote to support three times and nobody answered any of my emails. This is the second time this happens and I am really disappointed, I expected much better from a shop I have been loyal to for years."},
@@ -26,6 +32,7 @@ local regions = {"EU", "NA", "APAC", "LATAM", "MEA"}
 local thread_id = 0
 local threads = {}
 local batch = tonumber(os.getenv("BATCH") or "0")
+local hot = os.getenv("HOT") == "1"
 
 function setup(thread)
   thread:set("tid", #threads)
@@ -42,22 +49,31 @@ end
 -- and the whole request, headers included, is prepared in advance. Every
 -- customer appears in every thread's pool. The path is the URL's.
 local POOL = 16384
-local pre, post = {}, {}
+local pre, mid, post = {}, {}, {}
 local counter = 100000000000
 local headers = {["Content-Type"] = "application/json"}
 local MARK = "@@COUNTER@@@"
 
+local complaints = {}
+for _, t in ipairs(texts) do
+  if t[1] == "complaint" then table.insert(complaints, t) end
+end
+
 local function interaction(c)
-  local t = texts[math.random(#texts)]
+  local t = hot and complaints[math.random(#complaints)] or texts[math.random(#texts)]
   local public = math.random() < 0.4
   local rating = t[2] and string.format(', "rating": %d', t[2]) or ""
+  -- A hot customer's id carries the counter too: a new customer per request.
+  local customer = hot and string.format("h-%d-%d-%s", os.time(), thread_id, MARK)
+    or string.format("c-%d", c)
   return string.format(
-    '{"interaction_id": "load-%d-%d-%s", "customer": {"id": "c-%d", "tenure_days": %d, ' ..
+    '{"interaction_id": "load-%d-%d-%s", "customer": {"id": "%s", "tenure_days": %d, ' ..
     '"lifetime_value": %.2f, "attributes": {"tier": "%s", "region": "%s"}}, ' ..
     '"channel": "%s", "public": %s, "audience": %d, "kind": "%s"%s, ' ..
     '"text": "%s", "order_value": %.2f}',
-    os.time(), thread_id, MARK, c, (c * 37) % 3000, 50 + (c * 13) % 4000,
-    tiers[1 + c % #tiers], regions[1 + math.floor(c / 7) % #regions],
+    os.time(), thread_id, MARK, customer, (c * 37) % 3000, 50 + (c * 13) % 4000,
+    hot and tiers[3] or tiers[1 + c % #tiers],
+    hot and regions[1] or regions[1 + math.floor(c / 7) % #regions],
     channels[math.random(#channels)], public and "true" or "false",
     public and math.random(0, 20000) or 0, t[1], rating, t[3],
     10 + math.random() * 190)
@@ -74,12 +90,20 @@ function init(args)
       or wrk.format("POST", nil, headers, interaction(c))
     local at = string.find(text, MARK, 1, true)
     pre[i], post[i] = string.sub(text, 1, at - 1), string.sub(text, at + #MARK)
+    if hot then
+      -- The second mark (the customer's id) splits the tail again.
+      local second = string.find(post[i], MARK, 1, true)
+      mid[i], post[i] = string.sub(post[i], 1, second - 1), string.sub(post[i], second + #MARK)
+    end
   end
 end
 
 local function next_item()
   counter = counter + 1
   local i = math.random(POOL)
+  if hot then
+    return pre[i] .. counter .. mid[i] .. counter .. post[i]
+  end
   return pre[i] .. counter .. post[i]
 end
 
@@ -93,13 +117,37 @@ function request()
   return next_item()
 end
 
+if hot then
+  -- Per thread (wrk's done() reads them with thread:get): the 200 answers,
+  -- and those whose gesture is granted, with its value in milli-units. A
+  -- refused or degraded answer has "gesture":null.
+  answered, granted, granted_milli = 0, 0, 0
+  function response(status, headers, body)
+    if status ~= 200 then return end
+    answered = answered + 1
+    local value = string.match(body, '"gesture":{[^}]-"value":([%d.eE+-]+)')
+    if value then
+      granted = granted + 1
+      granted_milli = granted_milli + math.floor(tonumber(value) * 1000 + 0.5)
+    end
+  end
+end
+
 function done(summary, latency, requests)
+  local told = ""
+  if hot then
+    local a, g, m = 0, 0, 0
+    for _, t in ipairs(threads) do
+      a, g, m = a + t:get("answered"), g + t:get("granted"), m + t:get("granted_milli")
+    end
+    told = string.format(" answered=%d granted=%d granted_milli=%d", a, g, m)
+  end
   -- One machine-readable line for scripts/load.sh.
   io.write(string.format(
-    "RESULT requests=%d duration_us=%d errors=%d p50_us=%d p99_us=%d p999_us=%d non2xx_status=%d\n",
+    "RESULT requests=%d duration_us=%d errors=%d p50_us=%d p99_us=%d p999_us=%d non2xx_status=%d%s\n",
     summary.requests, summary.duration,
     summary.errors.connect + summary.errors.read + summary.errors.write +
       summary.errors.status + summary.errors.timeout,
     latency:percentile(50), latency:percentile(99), latency:percentile(99.9),
-    summary.errors.status))
+    summary.errors.status, told))
 end
