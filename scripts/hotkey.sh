@@ -16,6 +16,10 @@
 #        of what the hot run granted): grants until the pool is empty, then
 #        refusals by the budget.
 #
+# Prints for each run: decisions/s, p50 and p99, the server's and
+# redis-server's CPU per decision (utime + stime from /proc/<pid>/stat
+# around the run), errors, decisions answered degraded and the grants told.
+#
 # Checks, PASS/FAIL (the script exits 1 on any FAIL):
 #   - each hot run holds >= 0.8 x the P1 run's decisions/s;
 #   - no error: 0 non-2xx, 0 socket errors, 0 decisions answered degraded;
@@ -83,12 +87,19 @@ with urllib.request.urlopen(req) as r:
 PY
 }
 
-# load FILE [env...]: one wrk run against POST /v1/decisions; its RESULT
-# line goes to FILE.
+# CPU time a process has used so far, in clock ticks.
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# load NAME [env...]: one wrk run against POST /v1/decisions; its RESULT
+# line goes to $TMP/NAME.result, and the CPU time the server and
+# redis-server used during it (ticks) to $TMP/NAME.cpu.
 load() {
-  local out=$1; shift
+  local name=$1; shift
+  local s0 r0
+  s0=$(ticks "$SERVER_PID"); r0=$(ticks "$REDIS_PID")
   env "$@" wrk -t2 -c"$CONNECTIONS" -d"${SECONDS_PER_RUN}s" -s scripts/load/decisions.lua \
-    "http://127.0.0.1:$PORT/v1/decisions" | grep '^RESULT' >"$out"
+    "http://127.0.0.1:$PORT/v1/decisions" | grep '^RESULT' >"$TMP/$name.result"
+  echo "$(( $(ticks "$SERVER_PID") - s0 )) $(( $(ticks "$REDIS_PID") - r0 ))" >"$TMP/$name.cpu"
 }
 
 echo "Machine: $(nproc) cores; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -96,13 +107,13 @@ echo "wrk -t2 -c$CONNECTIONS -d${SECONDS_PER_RUN}s per run; server, redis-server
 echo
 
 fresh p1
-load "$TMP/p1.result"
+load p1
 degraded "$PORT" >"$TMP/p1.degraded"
 stop
 
 fresh hot
 set_budget 1000000000
-load "$TMP/hot.result" HOT=1
+load hot HOT=1
 degraded "$PORT" >"$TMP/hot.degraded"
 python3 scripts/load/budget_state.py "$RPORT" >"$TMP/hot.state"
 stop
@@ -112,14 +123,14 @@ stop
 DRY_BUDGET=$(python3 -c "import sys; f=dict(kv.split('=') for kv in open(sys.argv[1]).read().split()[1:]); print(max(int(f['granted_milli']) // 10000, 100))" "$TMP/hot.result")
 fresh dry
 set_budget "$DRY_BUDGET"
-load "$TMP/dry.result" HOT=1
+load dry HOT=1
 degraded "$PORT" >"$TMP/dry.degraded"
 python3 scripts/load/budget_state.py "$RPORT" >"$TMP/dry.state"
 stop
 
-python3 - "$TMP" "$DRY_BUDGET" "$CONNECTIONS" <<'PY'
+python3 - "$TMP" "$DRY_BUDGET" "$CONNECTIONS" "$(getconf CLK_TCK)" <<'PY'
 import json, sys
-tmp, dry_budget, connections = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
+tmp, dry_budget, connections, hz = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 def result(name):
     line = open(f"{tmp}/{name}.result").read().split()
     return {k: int(v) for k, v in (kv.split("=") for kv in line[1:])}
@@ -132,13 +143,14 @@ def check(ok, what):
     failed |= not ok
     print(f"| {what} | {'PASS' if ok else 'FAIL'} |")
 
-print("| run | decisions/s | p50 ms | p99 ms | non-2xx | socket errors | degraded | granted (told) | granted value (told) |")
-print("|---|---|---|---|---|---|---|---|---|")
+print("| run | decisions/s | p50 ms | p99 ms | server CPU per decision | redis-server CPU per decision | non-2xx | socket errors | degraded | granted (told) | granted value (told) |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
 runs = {"p1": p1, "hot": result("hot"), "dry": result("dry")}
 for name, r in runs.items():
     bad = open(f"{tmp}/{name}.degraded").read().strip()
     told = (f"{r['granted']:,} of {r['answered']:,}", f"{r['granted_milli'] / 1000:,.2f}") if "granted" in r else ("-", "-")
-    print(f"| {name} | {rate(r):,.0f} | {r['p50_us'] / 1e3:.2f} | {r['p99_us'] / 1e3:.2f} | "
+    server, redis = (int(t) / hz / max(r["requests"], 1) * 1e6 for t in open(f"{tmp}/{name}.cpu").read().split())
+    print(f"| {name} | {rate(r):,.0f} | {r['p50_us'] / 1e3:.2f} | {r['p99_us'] / 1e3:.2f} | {server:.1f} µs | {redis:.1f} µs | "
           f"{r['non2xx_status']} | {r['errors'] - r['non2xx_status']} | {bad} | {told[0]} | {told[1]} |")
 print()
 print("| check | result |")

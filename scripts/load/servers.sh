@@ -1,7 +1,8 @@
-# Helpers shared by scripts/load.sh, scripts/cpu.sh and scripts/soak.sh
-# (sourced, not run): a scratch directory, free loopback ports, starting
-# redis-server and the release binary, and reading how many decisions it answered degraded. The
-# caller sets BIN (the binary) and calls scratch first.
+# Helpers shared by the load scripts (load.sh, cpu.sh, soak.sh, hotkey.sh,
+# knee.sh, server_cost.sh; sourced, not run): a scratch directory, free
+# loopback ports, starting redis-server and the release binary, a
+# fixed-rate oha run, and reading how many decisions the server answered
+# degraded. The caller sets BIN (the binary) and calls scratch first.
 
 # scratch: makes TMP (a scratch directory) and PIDS (the processes to stop),
 # and at exit stops PIDS and removes TMP.
@@ -70,4 +71,31 @@ for line in sys.stdin:
         total += n
         bad += n if "degraded=\"true\"" in line else 0
 print(f"{bad:.0f} of {total:.0f}")'
+}
+
+# oha_fixed PORT RATE SECONDS SEED: POST /v1/decisions at a fixed RATE for
+# SECONDS (oha with latency correction: no coordinated omission), 64
+# connections, on bodies written for the run by scripts/load/bodies.py
+# (SEED, a number, goes into every interaction id, so runs never replay
+# each other's); prints "rps p50_ms p99_ms p999_ms errors cut" (errors:
+# non-2xx answers and failed requests; cut: requests still in flight when
+# oha's time ran out, which it counts as "aborted due to deadline").
+oha_fixed() {
+  local port=$1 rate=$2 seconds=$3 seed=$4
+  python3 scripts/load/bodies.py $((rate * seconds + rate)) "$TMP/bodies-$seed.jsonl" "$seed"
+  oha -z "${seconds}s" -q "$rate" -c 64 --latency-correction --no-tui \
+    --output-format json -o "$TMP/oha-$seed.json" -m POST \
+    -H 'content-type: application/json' -Z "$TMP/bodies-$seed.jsonl" \
+    "http://127.0.0.1:$port/v1/decisions"
+  rm -f "$TMP/bodies-$seed.jsonl"
+  python3 - "$TMP/oha-$seed.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+p = r["latencyPercentiles"]
+codes = r.get("statusCodeDistribution", {})
+errors = r.get("errorDistribution", {})
+cut = sum(v for k, v in errors.items() if k == "aborted due to deadline")
+bad = sum(v for k, v in codes.items() if not k.startswith("2")) + sum(errors.values()) - cut
+print(f'{r["summary"]["requestsPerSec"]:.0f} {p["p50"]*1e3:.2f} {p["p99"]*1e3:.2f} {p["p99.9"]*1e3:.2f} {bad} {cut}')
+PY
 }
