@@ -45,15 +45,10 @@ cd "$(dirname "$0")/.."
 
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-10}
 CONNECTIONS=${CONNECTIONS:-64}
-for tool in wrk redis-server redis-cli python3 curl; do
-  command -v "$tool" >/dev/null || { echo "$tool is missing (scripts/load.sh installs wrk and redis-server)" >&2; exit 2; }
-done
-if [ -z "${BIN:-}" ]; then
-  cargo build --release --quiet --bin fairtreat
-  BIN=target/release/fairtreat
-fi
-# scratch, free_port, wait_ready, start_redis, start_server, degraded.
+# need_tools, release_bin, scratch, start_redis, start_server, degraded.
 . scripts/load/servers.sh
+need_tools "scripts/load.sh installs wrk and redis-server" wrk redis-server redis-cli python3 curl
+release_bin
 scratch
 ADMIN_KEY="hotkey-$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
 

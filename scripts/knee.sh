@@ -22,15 +22,10 @@ cd "$(dirname "$0")/.."
 
 STEPS=${STEPS:-2500 5000 7500 10000 12500 15000 17500 20000}
 STEP_SECONDS=${STEP_SECONDS:-10}
-for tool in oha redis-server python3 curl; do
-  command -v "$tool" >/dev/null || { echo "$tool is missing (scripts/load.sh installs oha and redis-server)" >&2; exit 2; }
-done
-if [ -z "${BIN:-}" ]; then
-  cargo build --release --quiet --bin fairtreat
-  BIN=target/release/fairtreat
-fi
-# scratch, free_port, wait_ready, start_redis, start_server, degraded, oha_fixed.
+# need_tools, release_bin, scratch, start_redis, start_server, degraded, oha_fixed.
 . scripts/load/servers.sh
+need_tools "scripts/load.sh installs oha and redis-server" oha redis-server python3 curl
+release_bin
 scratch
 
 # decided PORT: decisions answered degraded and in all so far, "BAD ALL".

@@ -31,17 +31,11 @@ DECISIONS=${DECISIONS:-2000}
 KEEP=${1:-}
 case "$MODE" in batch | single) ;; *) echo "MODE is batch or single" >&2; exit 2 ;; esac
 case "$STORE" in redis | memory) ;; *) echo "STORE is redis or memory" >&2; exit 2 ;; esac
-for tool in valgrind callgrind_control python3 curl; do
-  command -v "$tool" >/dev/null || { echo "$tool is missing" >&2; exit 2; }
-done
-if [ -z "${BIN:-}" ]; then
-  cargo build --release --quiet --bin fairtreat
-  BIN=target/release/fairtreat
-fi
-
-# scratch, free_port, start_redis.
+# need_tools, release_bin, scratch, free_port, start_redis.
 # shellcheck source=scripts/load/servers.sh disable=SC1091
 . scripts/load/servers.sh
+need_tools "" valgrind callgrind_control python3 curl
+release_bin
 scratch
 
 ENVS=()

@@ -96,9 +96,11 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-for tool in wrk redis-server redis-cli python3 curl; do
-  command -v "$tool" >/dev/null || { echo "$tool is missing (scripts/load.sh installs wrk and redis-server)" >&2; exit 2; }
-done
+# need_tools, release_bin, scratch, free_port, wait_ready, start_redis,
+# start_server, degraded.
+# shellcheck source=scripts/load/servers.sh disable=SC1091
+. scripts/load/servers.sh
+need_tools "scripts/load.sh installs wrk and redis-server" wrk redis-server redis-cli python3 curl
 
 # ttl_check PORT SUMMARY_FILE: scans every key of the redis-server on
 # 127.0.0.1:PORT and prints how many have no TTL outside the allowed set,
@@ -209,10 +211,7 @@ if [ -n "$CHECK_TTL_PORT" ]; then
   exit "$status"
 fi
 
-if [ -z "${BIN:-}" ]; then
-  cargo build --release --quiet --bin fairtreat
-  BIN=target/release/fairtreat
-fi
+release_bin
 SEGMENTS=$(( (SOAK_MINUTES * 60 + SEGMENT_SECONDS - 1) / SEGMENT_SECONDS ))
 WARMUP_SEGMENTS=${WARMUP_SEGMENTS:-$(( SEGMENTS / 10 > 1 ? SEGMENTS / 10 : 1 ))}
 if [ "$WARMUP_SEGMENTS" -lt 1 ]; then
@@ -231,9 +230,6 @@ AVAILABLE=$(( $(awk '/MemAvailable/ {print $2}' /proc/meminfo) * 1024 ))
 DEFAULT_MAXMEMORY=$(( AVAILABLE - (4 << 30) > (1 << 30) ? AVAILABLE - (4 << 30) : (1 << 30) ))
 REDIS_MAXMEMORY=${REDIS_MAXMEMORY:-$DEFAULT_MAXMEMORY}
 
-# scratch, free_port, wait_ready, start_redis, start_server, degraded.
-# shellcheck source=scripts/load/servers.sh disable=SC1091
-. scripts/load/servers.sh
 scratch
 
 start_redis --maxmemory "$REDIS_MAXMEMORY" --maxmemory-policy noeviction

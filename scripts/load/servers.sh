@@ -2,7 +2,26 @@
 # knee.sh, server_cost.sh; sourced, not run): a scratch directory, free
 # loopback ports, starting redis-server and the release binary, a
 # fixed-rate oha run, and reading how many decisions the server answered
-# degraded. The caller sets BIN (the binary) and calls scratch first.
+# degraded. Sourcing defines the helpers and does nothing else; the
+# caller sets BIN (the binary, or calls release_bin) and calls scratch
+# before starting anything.
+
+# need_tools HINT TOOL...: exits 2 naming the first TOOL not on PATH, with
+# HINT (where to get it; may be empty).
+need_tools() {
+  local hint=$1 tool; shift
+  for tool in "$@"; do
+    command -v "$tool" >/dev/null || { echo "$tool is missing${hint:+ ($hint)}" >&2; exit 2; }
+  done
+}
+
+# release_bin: BIN as the caller gave it, or the release binary, built now.
+release_bin() {
+  if [ -z "${BIN:-}" ]; then
+    cargo build --release --quiet --bin fairtreat
+    BIN=target/release/fairtreat
+  fi
+}
 
 # scratch: makes TMP (a scratch directory) and PIDS (the processes to stop),
 # and at exit stops PIDS and removes TMP.
