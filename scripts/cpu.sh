@@ -14,21 +14,18 @@
 #
 # BENCHMARKS.md's "server CPU per decision" table and the batch analysis
 # come from it. Usage: scripts/cpu.sh; SECONDS_PER_RUN=5, BATCH=100,
-# CONNECTIONS=64. Needs wrk and redis-server (scripts/load.sh installs them).
+# CONNECTIONS=64, BIN (a built fairtreat: then nothing is built). Needs wrk
+# and redis-server (scripts/load.sh installs them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-5}
 BATCH=${BATCH:-100}
 CONNECTIONS=${CONNECTIONS:-64}
-for tool in wrk redis-server; do
-  command -v "$tool" >/dev/null || { echo "$tool is missing (scripts/load.sh installs it)" >&2; exit 2; }
-done
-
-cargo build --release --quiet --bin fairtreat
-BIN=target/release/fairtreat
-# scratch, free_port, wait_ready, start_redis, start_server, degraded.
+# need_tools, release_bin, scratch, start_redis, start_server, degraded.
 . scripts/load/servers.sh
+need_tools "scripts/load.sh installs it" wrk redis-server
+release_bin
 scratch
 
 # CPU time a process has used so far, in clock ticks.
