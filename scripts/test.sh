@@ -45,3 +45,9 @@ scripts/schemathesis.sh
 # benches/instructions.baseline (callgrind; deterministic, about 10 s after
 # the build). It installs valgrind when missing.
 scripts/instructions.sh
+
+# Supply chain (TESTPLAN S4): cargo-deny over Cargo.lock against deny.toml
+# (licences, bans, sources; advisories cannot be fetched offline) and
+# hadolint on the Dockerfile. It installs both, pinned, when missing (about
+# 3 minutes for cargo-deny on 2 cores).
+scripts/supply_chain.sh
