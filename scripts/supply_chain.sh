@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Supply-chain checks (TESTPLAN S4), without the network beyond crates.io:
+# Supply-chain checks (TESTPLAN S4); the network is needed only to install
+# the tools (crates.io, PyPI):
 #
 #   - cargo-deny (pinned; `cargo install --locked` when missing, about
 #     3 minutes on 2 cores) over Cargo.lock against deny.toml: licences
