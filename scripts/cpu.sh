@@ -22,14 +22,12 @@ cd "$(dirname "$0")/.."
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-5}
 BATCH=${BATCH:-100}
 CONNECTIONS=${CONNECTIONS:-64}
-# need_tools, release_bin, scratch, start_redis, start_server, degraded.
+# need_tools, release_bin, scratch, start_redis, start_server, ticks, degraded.
 . scripts/load/servers.sh
 need_tools "scripts/load.sh installs it" wrk redis-server
 release_bin
 scratch
 
-# CPU time a process has used so far, in clock ticks.
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # The first line of /proc/stat: the machine's CPU time by state.
 machine() { head -1 /proc/stat; }
 

@@ -45,7 +45,7 @@ cd "$(dirname "$0")/.."
 
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-10}
 CONNECTIONS=${CONNECTIONS:-64}
-# need_tools, release_bin, scratch, start_redis, start_server, degraded.
+# need_tools, release_bin, scratch, start_redis, start_server, ticks, degraded.
 . scripts/load/servers.sh
 need_tools "scripts/load.sh installs wrk and redis-server" wrk redis-server redis-cli python3 curl
 release_bin
@@ -82,8 +82,6 @@ with urllib.request.urlopen(req) as r:
 PY
 }
 
-# CPU time a process has used so far, in clock ticks.
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 # load NAME [env...]: one wrk run against POST /v1/decisions; its RESULT
 # line goes to $TMP/NAME.result, and the CPU time the server and

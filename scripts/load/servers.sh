@@ -79,6 +79,9 @@ start_server() {
   wait_ready "$PORT"
 }
 
+# ticks PID: the CPU time (user + system) PID has used so far, in clock ticks.
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
 # degraded PORT: "N of M" decisions answered degraded, from /metrics.
 degraded() {
   curl -sf "http://127.0.0.1:$1/metrics" | python3 -c '
