@@ -379,13 +379,14 @@ impl DecisionService {
     }
 
     /// Decides interactions in order, each as [`Self::decide`] would, for
-    /// the batch endpoint. A store that sends commits together
-    /// ([`Store::batches_commits`]: Redis, one pipeline per round trip) gets
-    /// them together: every item is planned on one window snapshot, then
-    /// committed in one [`Store::commit_all`], in order (caps, budget and
-    /// idempotency are still settled by the store, one commit after the
-    /// other). Otherwise each item is decided on its own, so later items see
-    /// the window counts of earlier ones.
+    /// the batch endpoint. A store that commits a list cheaper than one at a
+    /// time ([`Store::batches_commits`]: both stores here, Redis in one
+    /// script call, the embedded store under one lock) gets them together:
+    /// every item is planned on one window snapshot, then committed in one
+    /// [`Store::commit_all`], in order (caps, budget and idempotency are
+    /// still settled by the store, one commit after the other). Otherwise
+    /// each item is decided on its own, so later items see the window counts
+    /// of earlier ones.
     pub async fn decide_all(
         &self,
         items: Vec<(&InteractionInput, Interaction)>,

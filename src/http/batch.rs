@@ -9,10 +9,11 @@
 //! error code and field. Items are decided **in input order**, in chunks,
 //! through [`DecisionService::decide_all`](crate::service::DecisionService::decide_all):
 //! two items for one customer see each other's caps, budget use and
-//! idempotency records, and a store failure fails closed per item. On the
-//! embedded store a later item also sees the window counts of earlier ones;
-//! on Redis a chunk is planned on one window snapshot (the cached snapshot
-//! single decisions use too) and committed in one pipeline.
+//! idempotency records, and a store failure fails closed per item. A chunk
+//! is planned on one window snapshot, as if its items had arrived at once
+//! (on Redis the cached snapshot single decisions use too), then committed
+//! together: on the embedded store under one lock, on Redis in one script
+//! call.
 //!
 //! The answer is 200 with one result per item, in input order:
 //! `{"index", "status": 200, "decision"}` or `{"index", "status": 4xx,
@@ -21,8 +22,9 @@
 //! error response.
 //!
 //! Why it is faster per interaction than single calls: one HTTP exchange,
-//! one body read and one response write for many decisions, and on Redis
-//! one round trip per chunk instead of one per decision.
+//! one body read and one response write for many decisions, one window
+//! snapshot per chunk, and one lock (embedded) or one round trip (Redis)
+//! per chunk instead of one per decision.
 
 use std::fmt;
 

@@ -173,8 +173,8 @@ pub trait Store: Send + Sync {
     }
 
     /// Whether [`Store::commit_all`] is cheaper than one commit at a time,
-    /// so a batch is worth planning ahead on one window snapshot (Redis,
-    /// whose snapshot is a cached one anyway). A store that answers false
+    /// so a batch is worth planning ahead on one window snapshot (Redis:
+    /// one script call; the embedded store: one lock). A store that answers false
     /// gets batch items one at a time, each seeing the window counts of the
     /// ones before.
     fn batches_commits(&self) -> bool {
