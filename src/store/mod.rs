@@ -60,6 +60,11 @@ pub struct Commit {
     pub window_hours: u32,
     /// The request, kept for what-if replays of the recent window.
     pub input: InteractionInput,
+    /// `input` as JSON, exactly as serde writes it, when the service has it
+    /// at hand (it serialises the request for the body hash anyway): a
+    /// store that logs the request as JSON (Redis) copies it instead of
+    /// serialising `input` again. `None`: the store serialises `input`.
+    pub input_json: Option<String>,
     /// `None`: no gesture requested, `granted` is the only answer.
     pub grant: Option<GrantRequest>,
     /// The answer when the gesture is granted (or none was requested).

@@ -749,6 +749,21 @@ fn text(v: &Value) -> Option<String> {
 
 /// `value` as JSON, in a buffer sized for it up front (the commit's
 /// strings are a few KiB: growing them by doubling was measurable).
+/// [`LogHead`]'s JSON around `input`, the recorded request's JSON as serde
+/// wrote it (the service has it at hand): the same bytes, without
+/// serialising the request a second time.
+fn log_head(input: &str, shadow: Option<&ShadowChoice>) -> serde_json::Result<String> {
+    let mut head = String::with_capacity(input.len() + 16);
+    head.push_str("{\"input\":");
+    head.push_str(input);
+    if let Some(shadow) = shadow {
+        head.push_str(",\"shadow\":");
+        head.push_str(&serde_json::to_string(shadow)?);
+    }
+    head.push('}');
+    Ok(head)
+}
+
 fn json_string<T: Serialize>(value: &T, capacity: usize) -> serde_json::Result<String> {
     let mut buf = Vec::with_capacity(capacity);
     serde_json::to_writer(&mut buf, value)?;
@@ -1825,13 +1840,16 @@ impl Prepared {
             .map_err(|e| corrupt("grant entry", e))?,
             None => String::new(),
         };
-        let log_head = json_string(
-            &LogHead {
-                input: &c.input,
-                shadow: c.shadow.as_ref(),
-            },
-            1024,
-        )
+        let log_head = match &c.input_json {
+            Some(input) => log_head(input, c.shadow.as_ref()),
+            None => json_string(
+                &LogHead {
+                    input: &c.input,
+                    shadow: c.shadow.as_ref(),
+                },
+                1024,
+            ),
+        }
         .map_err(|e| corrupt("decision log entry", e))?;
         let cells = c
             .cells
@@ -2456,6 +2474,33 @@ async fn replace(inner: &Inner, change: &PolicyChange) -> Result<bool, StoreErro
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_log_head_around_the_services_input_json_is_serdes_log_head() {
+        let input = crate::domain::interaction::tests::sample_input();
+        let shadow = ShadowChoice {
+            model_version: "shadow-1".into(),
+            action: "apologise_private".into(),
+            gesture: None,
+            propensity: 0.9,
+            probabilities: vec![super::super::ActionProbability {
+                action: "apologise_private".into(),
+                probability: 0.9,
+            }],
+        };
+        let json = serde_json::to_string(&input).unwrap();
+        for shadow in [None, Some(&shadow)] {
+            let expected = json_string(
+                &LogHead {
+                    input: &input,
+                    shadow,
+                },
+                0,
+            )
+            .unwrap();
+            assert_eq!(log_head(&json, shadow).unwrap(), expected);
+        }
+    }
 
     #[test]
     fn the_shard_hash_is_stable_across_builds() {
