@@ -516,7 +516,6 @@ impl DecisionService {
         // What-if replays need a time for every interaction.
         let mut recorded = input.clone();
         recorded.occurred_at.get_or_insert(now);
-        let input_json = recorded_json(input, canonical, now);
         // Without a gesture there is nothing to refuse: every answer is the
         // granted one (rendering a refusal would give the same decision), so
         // render once.
@@ -543,7 +542,7 @@ impl DecisionService {
             ),
             window_hours: hours,
             input: recorded,
-            input_json,
+            input_json: canonical,
             grant,
             refused_by_cap,
             refused_by_budget,
@@ -578,30 +577,6 @@ struct Pending {
 }
 
 /// What the client receives for a commit's outcome.
-/// The JSON of `input` with `occurred_at` set to `now` where it was absent
-/// (what the store records), made from `json`, `input`'s own JSON: serde
-/// writes `occurred_at` last, as `null` when absent, so only that value
-/// changes, and the request is serialised once per decision instead of
-/// twice. `None` if `json` does not end that way or `now` cannot be written
-/// (the store then serialises the recorded input itself).
-fn recorded_json(
-    input: &InteractionInput,
-    mut json: Vec<u8>,
-    now: OffsetDateTime,
-) -> Option<String> {
-    const ABSENT: &[u8] = b"\"occurred_at\":null}";
-    if input.occurred_at.is_none() {
-        if !json.ends_with(ABSENT) {
-            return None;
-        }
-        json.truncate(json.len() - ABSENT.len());
-        json.extend_from_slice(b"\"occurred_at\":");
-        time::serde::rfc3339::serialize(&now, &mut serde_json::Serializer::new(&mut json)).ok()?;
-        json.push(b'}');
-    }
-    String::from_utf8(json).ok()
-}
-
 fn settle(
     pending: Pending,
     policy: &Policy,
@@ -695,45 +670,4 @@ pub fn draws(hash: &[u8; 32]) -> (f64, f64) {
     let b = u64::from_le_bytes(h[8..16].try_into().expect("8 bytes"));
     let unit = |x: u64| (x >> 11) as f64 / (1u64 << 53) as f64;
     (unit(a), unit(b))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::domain::interaction::tests::sample_input;
-
-    #[test]
-    fn the_recorded_json_is_what_serde_writes_for_the_recorded_input() {
-        let now = time::macros::datetime!(2026-11-24 20:51:07.123456789 UTC);
-        let mut absent = sample_input();
-        absent.occurred_at = None;
-        let mut escaped = absent.clone();
-        escaped.text = "\"Quoted\", a tab\tand a line\nbreak, ünïcödé and 🙂 \\ slash".into();
-        escaped.order_value = None;
-        escaped.rating = None;
-        let cases = [
-            ("occurred_at given", sample_input()),
-            ("occurred_at absent", absent),
-            ("escapes and nulls before it", escaped),
-        ];
-        for (name, input) in cases {
-            let json = serde_json::to_vec(&input).unwrap();
-            let mut recorded = input.clone();
-            recorded.occurred_at.get_or_insert(now);
-            assert_eq!(
-                recorded_json(&input, json, now).as_deref(),
-                Some(serde_json::to_string(&recorded).unwrap().as_str()),
-                "{name}"
-            );
-        }
-    }
-
-    #[test]
-    fn json_that_does_not_end_in_an_absent_occurred_at_is_left_to_the_store() {
-        let mut input = sample_input();
-        input.occurred_at = None;
-        let now = time::macros::datetime!(2026-11-24 00:00 UTC);
-        let json = serde_json::to_vec(&sample_input()).unwrap();
-        assert_eq!(recorded_json(&input, json, now), None);
-    }
 }

@@ -60,11 +60,12 @@ pub struct Commit {
     pub window_hours: u32,
     /// The request, kept for what-if replays of the recent window.
     pub input: InteractionInput,
-    /// `input` as JSON, exactly as serde writes it, when the service has it
-    /// at hand (it serialises the request for the body hash anyway): a
-    /// store that logs the request as JSON (Redis) copies it instead of
-    /// serialising `input` again. `None`: the store serialises `input`.
-    pub input_json: Option<String>,
+    /// The request's JSON as serde writes it, before `occurred_at` was
+    /// filled in: what `body_hash` hashed. A store that logs the request as
+    /// JSON (Redis) makes `input`'s from it
+    /// ([`Commit::recorded_input_json`]) instead of serialising the request
+    /// a second time.
+    pub input_json: Vec<u8>,
     /// `None`: no gesture requested, `granted` is the only answer.
     pub grant: Option<GrantRequest>,
     /// The answer when the gesture is granted (or none was requested).
@@ -76,6 +77,39 @@ pub struct Commit {
     /// What the shadow model would have done, if one is attached: logged
     /// beside the decision, never part of what the client receives.
     pub shadow: Option<ShadowChoice>,
+}
+
+impl Commit {
+    /// `input`'s JSON, made from [`Commit::input_json`] (which must be the
+    /// JSON of the request `input` was made from): serde writes
+    /// `occurred_at` last, as `null` when the request had none, so only that
+    /// value changes, to the time `input` was given. `None` when there is
+    /// no time to write (`input` has no `occurred_at`, or its year cannot
+    /// be written); the caller then serialises `input` itself.
+    pub fn recorded_input_json(&self) -> Option<String> {
+        recorded_json(&self.input_json, &self.input)
+    }
+}
+
+/// `input`'s JSON from `json`, the JSON of the request `input` was made
+/// from by filling in `occurred_at` (see [`Commit::recorded_input_json`]).
+fn recorded_json(json: &[u8], input: &InteractionInput) -> Option<String> {
+    const ABSENT: &[u8] = b"\"occurred_at\":null}";
+    let json = match json.strip_suffix(ABSENT) {
+        Some(head) => {
+            let at = input.occurred_at?;
+            let mut out = Vec::with_capacity(json.len() + 32);
+            out.extend_from_slice(head);
+            out.extend_from_slice(b"\"occurred_at\":");
+            time::serde::rfc3339::serialize(&at, &mut serde_json::Serializer::new(&mut out))
+                .ok()?;
+            out.push(b'}');
+            out
+        }
+        None if input.occurred_at.is_none() => return None,
+        None => json.to_vec(),
+    };
+    String::from_utf8(json).ok()
 }
 
 /// One action's probability under a policy.
@@ -281,3 +315,46 @@ pub const FEEDBACK_HORIZON: time::Duration = time::Duration::days(7);
 /// [`Store::logged_decisions`]: the in-memory store keeps this many in a
 /// ring, Redis this many per shard in its decision-log stream.
 pub const DECISION_LOG_KEPT: usize = 10_000;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::interaction::tests::sample_input;
+
+    #[test]
+    fn the_recorded_input_json_is_what_serde_writes_for_the_recorded_input() {
+        let now = time::macros::datetime!(2026-11-24 20:51:07.123456789 UTC);
+        let mut absent = sample_input();
+        absent.occurred_at = None;
+        let mut escaped = absent.clone();
+        escaped.text = "\"Quoted\", a tab\tand a line\nbreak, ünïcödé and 🙂 \\ slash".into();
+        escaped.order_value = None;
+        escaped.rating = None;
+        let cases = [
+            ("occurred_at given", sample_input()),
+            ("occurred_at absent", absent),
+            ("escapes and nulls before it", escaped),
+        ];
+        for (name, request) in cases {
+            let json = serde_json::to_vec(&request).unwrap();
+            let mut recorded = request.clone();
+            recorded.occurred_at.get_or_insert(now);
+            assert_eq!(
+                recorded_json(&json, &recorded).as_deref(),
+                Some(serde_json::to_string(&recorded).unwrap().as_str()),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn json_that_is_not_the_recorded_inputs_request_is_left_to_the_caller() {
+        let mut request = sample_input();
+        request.occurred_at = None;
+        let json = serde_json::to_vec(&request).unwrap();
+        // A request without occurred_at, recorded without one either.
+        assert_eq!(recorded_json(&json, &request), None);
+        // Nothing to write in place of null, whatever the JSON.
+        assert_eq!(recorded_json(b"{}", &request), None);
+    }
+}

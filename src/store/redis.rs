@@ -1840,8 +1840,8 @@ impl Prepared {
             .map_err(|e| corrupt("grant entry", e))?,
             None => String::new(),
         };
-        let log_head = match &c.input_json {
-            Some(input) => log_head(input, c.shadow.as_ref()),
+        let log_head = match c.recorded_input_json() {
+            Some(input) => log_head(&input, c.shadow.as_ref()),
             None => json_string(
                 &LogHead {
                     input: &c.input,

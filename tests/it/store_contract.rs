@@ -169,7 +169,7 @@ impl Op {
             now: self.at,
             cells: self.cells.clone(),
             window_hours: 24,
-            input_json: Some(serde_json::to_string(&input).unwrap()),
+            input_json: serde_json::to_vec(&input).unwrap(),
             input,
             grant: self.gesture.map(|value| GrantRequest {
                 value,
