@@ -747,8 +747,6 @@ fn text(v: &Value) -> Option<String> {
     }
 }
 
-/// `value` as JSON, in a buffer sized for it up front (the commit's
-/// strings are a few KiB: growing them by doubling was measurable).
 /// [`LogHead`]'s JSON around `input`, the recorded request's JSON as serde
 /// wrote it (the service has it at hand): the same bytes, without
 /// serialising the request a second time.
@@ -764,6 +762,8 @@ fn log_head(input: &str, shadow: Option<&ShadowChoice>) -> serde_json::Result<St
     Ok(head)
 }
 
+/// `value` as JSON, in a buffer sized for it up front (the commit's
+/// strings are a few KiB: growing them by doubling was measurable).
 fn json_string<T: Serialize>(value: &T, capacity: usize) -> serde_json::Result<String> {
     let mut buf = Vec::with_capacity(capacity);
     serde_json::to_writer(&mut buf, value)?;
