@@ -62,9 +62,8 @@ pub struct Commit {
     pub input: InteractionInput,
     /// The request's JSON as serde writes it, before `occurred_at` was
     /// filled in: what `body_hash` hashed. A store that logs the request as
-    /// JSON (Redis) makes `input`'s from it
-    /// ([`Commit::recorded_input_json`]) instead of serialising the request
-    /// a second time.
+    /// JSON (Redis) makes `input`'s from it ([`write_recorded_json`])
+    /// instead of serialising the request a second time.
     pub input_json: Vec<u8>,
     /// `None`: no gesture requested, `granted` is the only answer.
     pub grant: Option<GrantRequest>,
@@ -79,37 +78,38 @@ pub struct Commit {
     pub shadow: Option<ShadowChoice>,
 }
 
-impl Commit {
-    /// `input`'s JSON, made from [`Commit::input_json`] (which must be the
-    /// JSON of the request `input` was made from): serde writes
-    /// `occurred_at` last, as `null` when the request had none, so only that
-    /// value changes, to the time `input` was given. `None` when there is
-    /// no time to write (`input` has no `occurred_at`, or its year cannot
-    /// be written); the caller then serialises `input` itself.
-    pub fn recorded_input_json(&self) -> Option<String> {
-        recorded_json(&self.input_json, &self.input)
-    }
-}
-
-/// `input`'s JSON from `json`, the JSON of the request `input` was made
-/// from by filling in `occurred_at` (see [`Commit::recorded_input_json`]).
-fn recorded_json(json: &[u8], input: &InteractionInput) -> Option<String> {
+/// Appends to `out` the JSON of `input`, made from `json`, the JSON of the
+/// request `input` was made from by filling in `occurred_at` (a
+/// [`Commit`]'s `input_json` and `input`): serde writes `occurred_at`
+/// last, as `null` when the request had none, so only that value changes.
+/// False, with `out` unchanged, when there is no time to write (`input`
+/// has no `occurred_at`, or its year cannot be written); the caller then
+/// serialises `input` itself.
+pub(crate) fn write_recorded_json(
+    json: &[u8],
+    input: &InteractionInput,
+    out: &mut Vec<u8>,
+) -> bool {
     const ABSENT: &[u8] = b"\"occurred_at\":null}";
-    let json = match json.strip_suffix(ABSENT) {
+    match json.strip_suffix(ABSENT) {
         Some(head) => {
-            let at = input.occurred_at?;
-            let mut out = Vec::with_capacity(json.len() + 32);
+            let Some(at) = input.occurred_at else {
+                return false;
+            };
+            let start = out.len();
             out.extend_from_slice(head);
             out.extend_from_slice(b"\"occurred_at\":");
-            time::serde::rfc3339::serialize(&at, &mut serde_json::Serializer::new(&mut out))
-                .ok()?;
+            let mut ser = serde_json::Serializer::new(&mut *out);
+            if time::serde::rfc3339::serialize(&at, &mut ser).is_err() {
+                out.truncate(start);
+                return false;
+            }
             out.push(b'}');
-            out
         }
-        None if input.occurred_at.is_none() => return None,
-        None => json.to_vec(),
-    };
-    String::from_utf8(json).ok()
+        None if input.occurred_at.is_none() => return false,
+        None => out.extend_from_slice(json),
+    }
+    true
 }
 
 /// One action's probability under a policy.
@@ -339,9 +339,16 @@ mod tests {
             let json = serde_json::to_vec(&request).unwrap();
             let mut recorded = request.clone();
             recorded.occurred_at.get_or_insert(now);
+            let mut out = b"before:".to_vec();
+            assert!(write_recorded_json(&json, &recorded, &mut out), "{name}");
+            let expected = [
+                b"before:".as_slice(),
+                &serde_json::to_vec(&recorded).unwrap(),
+            ]
+            .concat();
             assert_eq!(
-                recorded_json(&json, &recorded).as_deref(),
-                Some(serde_json::to_string(&recorded).unwrap().as_str()),
+                String::from_utf8(out).unwrap(),
+                String::from_utf8(expected).unwrap(),
                 "{name}"
             );
         }
@@ -352,9 +359,11 @@ mod tests {
         let mut request = sample_input();
         request.occurred_at = None;
         let json = serde_json::to_vec(&request).unwrap();
+        let mut out = b"before".to_vec();
         // A request without occurred_at, recorded without one either.
-        assert_eq!(recorded_json(&json, &request), None);
+        assert!(!write_recorded_json(&json, &request, &mut out));
         // Nothing to write in place of null, whatever the JSON.
-        assert_eq!(recorded_json(b"{}", &request), None);
+        assert!(!write_recorded_json(b"{}", &request, &mut out));
+        assert_eq!(out, b"before", "nothing was written");
     }
 }

@@ -188,9 +188,9 @@ use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
 use super::{
-    Commit, CommitOutcome, FeedbackOutcome, LoggedDecision, ShadowChoice, Spend, Store, StoreError,
-    DECISION_LOG_KEPT, FEEDBACK_HORIZON, IDEMPOTENCY_TTL, POLICY_HISTORY_KEPT,
-    RECENT_INTERACTIONS_KEPT,
+    write_recorded_json, Commit, CommitOutcome, FeedbackOutcome, LoggedDecision, ShadowChoice,
+    Spend, Store, StoreError, DECISION_LOG_KEPT, FEEDBACK_HORIZON, IDEMPOTENCY_TTL,
+    POLICY_HISTORY_KEPT, RECENT_INTERACTIONS_KEPT,
 };
 use crate::domain::decision::Decision;
 use crate::domain::feedback::Feedback;
@@ -747,19 +747,28 @@ fn text(v: &Value) -> Option<String> {
     }
 }
 
-/// [`LogHead`]'s JSON around `input`, the recorded request's JSON as serde
-/// wrote it (the service has it at hand): the same bytes, without
-/// serialising the request a second time.
-fn log_head(input: &str, shadow: Option<&ShadowChoice>) -> serde_json::Result<String> {
-    let mut head = String::with_capacity(input.len() + 16);
-    head.push_str("{\"input\":");
-    head.push_str(input);
-    if let Some(shadow) = shadow {
-        head.push_str(",\"shadow\":");
-        head.push_str(&serde_json::to_string(shadow)?);
+/// [`LogHead`]'s JSON, the same bytes serde writes, around the request's
+/// JSON the service already made (`input_json`, see
+/// [`write_recorded_json`]), in one buffer: the request is not serialised
+/// a second time. `None` when it cannot be made that way.
+fn log_head(
+    input_json: &[u8],
+    input: &InteractionInput,
+    shadow: Option<&ShadowChoice>,
+) -> Option<serde_json::Result<String>> {
+    let mut head = Vec::with_capacity(input_json.len() + 48);
+    head.extend_from_slice(b"{\"input\":");
+    if !write_recorded_json(input_json, input, &mut head) {
+        return None;
     }
-    head.push('}');
-    Ok(head)
+    if let Some(shadow) = shadow {
+        head.extend_from_slice(b",\"shadow\":");
+        if let Err(e) = serde_json::to_writer(&mut head, shadow) {
+            return Some(Err(e));
+        }
+    }
+    head.push(b'}');
+    String::from_utf8(head).ok().map(Ok)
 }
 
 /// `value` as JSON, in a buffer sized for it up front (the commit's
@@ -1840,8 +1849,8 @@ impl Prepared {
             .map_err(|e| corrupt("grant entry", e))?,
             None => String::new(),
         };
-        let log_head = match c.recorded_input_json() {
-            Some(input) => log_head(&input, c.shadow.as_ref()),
+        let log_head = match log_head(&c.input_json, &c.input, c.shadow.as_ref()) {
+            Some(head) => head,
             None => json_string(
                 &LogHead {
                     input: &c.input,
@@ -2488,7 +2497,7 @@ mod tests {
                 probability: 0.9,
             }],
         };
-        let json = serde_json::to_string(&input).unwrap();
+        let json = serde_json::to_vec(&input).unwrap();
         for shadow in [None, Some(&shadow)] {
             let expected = json_string(
                 &LogHead {
@@ -2498,7 +2507,7 @@ mod tests {
                 0,
             )
             .unwrap();
-            assert_eq!(log_head(&json, shadow).unwrap(), expected);
+            assert_eq!(log_head(&json, &input, shadow).unwrap().unwrap(), expected);
         }
     }
 
