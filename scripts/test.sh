@@ -47,7 +47,8 @@ scripts/schemathesis.sh
 scripts/instructions.sh
 
 # Supply chain (TESTPLAN S4): cargo-deny over Cargo.lock against deny.toml
-# (licences, bans, sources; advisories cannot be fetched offline) and
-# hadolint on the Dockerfile. It installs both, pinned, when missing (about
+# (licences, bans, sources, and RustSec advisories offline against the
+# snapshot vendored in supply-chain/advisory-db) and hadolint on the
+# Dockerfile. It installs both, pinned, when missing (about
 # 3 minutes for cargo-deny on 2 cores).
 scripts/supply_chain.sh
