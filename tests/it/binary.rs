@@ -370,3 +370,87 @@ async fn after_kill_9_a_restart_replays_decisions_and_feedback_from_the_journal_
     assert!(models.join("from-export").join("model.json").exists());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Raises this process's soft limit on open files (children inherit it) to
+/// at least `want`, failing when the hard limit is lower: the slowloris test
+/// needs one descriptor per connection on each side.
+fn raise_open_files_limit(want: u64) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0);
+        assert!(
+            lim.rlim_max >= want,
+            "the hard limit on open files is {}; this test needs {want}",
+            lim.rlim_max
+        );
+        if lim.rlim_cur < want {
+            lim.rlim_cur = want;
+            assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
+        }
+    }
+}
+
+/// TESTPLAN §4.4 (slowloris) and S5: connections that send part of a
+/// request head and then nothing hold no worker. A fresh decision is
+/// answered while 2,000 of them hang, and each is answered 408 and closed
+/// once `client_request_timeout` (5 s) has passed.
+#[actix_web::test]
+async fn two_thousand_half_open_request_heads_block_no_one_and_are_closed_with_408() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const HALF_OPEN: usize = 2_000;
+    raise_open_files_limit(3 * HALF_OPEN as u64);
+    let run = start(&["serve", "--bind", "127.0.0.1:0"], &[]);
+
+    let mut hanging = Vec::with_capacity(HALF_OPEN);
+    for _ in 0..HALF_OPEN {
+        let mut socket = tokio::net::TcpStream::connect(&run.addr).await.unwrap();
+        socket
+            .write_all(b"POST /v1/decisions HTTP/1.1\r\nHost: fairtreat\r\nContent-Type: app")
+            .await
+            .unwrap();
+        hanging.push(socket);
+    }
+
+    let resp = reqwest::Client::new()
+        .post(format!("http://{}/v1/decisions", run.addr))
+        .json(&interaction())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let d: Value = resp.json().await.unwrap();
+    assert!(d["decision_id"].is_string(), "{d}");
+    let mut probe = [0u8; 64];
+    let still_open = hanging
+        .iter()
+        .filter(|s| {
+            matches!(s.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+        })
+        .count();
+    assert_eq!(
+        still_open, HALF_OPEN,
+        "the fresh decision was answered while every half-open connection still hung"
+    );
+
+    let answers =
+        futures_util::future::join_all(hanging.into_iter().map(|mut socket| async move {
+            let mut answer = Vec::new();
+            let read =
+                tokio::time::timeout(Duration::from_secs(30), socket.read_to_end(&mut answer));
+            (read.await.is_ok(), answer)
+        }))
+        .await;
+    let closed = answers.iter().filter(|(closed, _)| *closed).count();
+    let timed_out = answers
+        .iter()
+        .filter(|(_, a)| a.starts_with(b"HTTP/1.1 408"))
+        .count();
+    assert_eq!(closed, HALF_OPEN, "every half-open connection is closed");
+    assert_eq!(timed_out, HALF_OPEN, "each after a 408 answer");
+    let logs = run.logs();
+    assert!(!logs.contains("panicked"), "{logs}");
+}
