@@ -105,10 +105,12 @@
 //! to free resources on a hung server. With it at 50 ms, 64 clients on a
 //! loaded 2-core box lost 5 of 100 grants to such timeouts.
 //!
-//! **A breaker for a Redis known to be unusable.** A connection error, or
-//! four commits in a row missing the call budget *and* a `PING` that then
-//! misses it too (so a CPU-starved replica does not mistake itself for a
-//! slow Redis), opens it: calls then fail
+//! **A breaker for a Redis known to be unusable.** A refused connection or
+//! a timeout opens it; a dropped connection, or four commits in a row
+//! missing the call budget, open it only if a `PING` then misses the call
+//! budget too (a Redis that closed an idle connection answers the `PING` on
+//! a new one, and a CPU-starved replica does not mistake itself for a slow
+//! Redis). Open, calls fail
 //! closed at once (degraded answers in a few milliseconds instead of each
 //! waiting out the deadline, and no pile-up on a hung server), `/readyz`
 //! reports it, and a background probe `PING`s every 100 ms; the first answer
@@ -1018,12 +1020,15 @@ impl Inner {
 
     fn unavailable(&self, e: RedisError) -> StoreError {
         let msg = self.scrub(format!("redis: {e}"));
-        if e.is_io_error()
-            || e.is_timeout()
-            || e.is_connection_dropped()
-            || e.is_connection_refusal()
-        {
+        if e.is_timeout() || e.is_connection_refusal() {
             self.trip(&msg);
+        } else if e.is_io_error() || e.is_connection_dropped() {
+            // A connection Redis closed (its idle `timeout`, `CLIENT KILL`,
+            // a proxy's idle cut) fails the one call that finds it, and the
+            // connection manager reconnects for the next: only a `PING`
+            // failing too means Redis is unusable (TESTPLAN F10: one
+            // degraded answer, not a breaker's 100 ms of them).
+            self.suspect(msg.clone());
         }
         StoreError::Unavailable(msg)
     }
@@ -1075,9 +1080,11 @@ impl Inner {
         });
     }
 
-    /// Slow commits may mean a slow Redis or a busy replica: a `PING` within
-    /// the call budget tells them apart, and only a failed one opens the
-    /// breaker (a CPU-starved replica gains nothing from failing fast).
+    /// Slow commits may mean a slow Redis or a busy replica, and a dropped
+    /// connection a Redis that went away or one that closed an idle
+    /// connection: a `PING` within the call budget tells them apart, and
+    /// only a failed one opens the breaker (a CPU-starved replica gains
+    /// nothing from failing fast).
     fn suspect(&self, why: String) {
         if self.breaker.lock().is_some() || self.suspecting.swap(true, Ordering::AcqRel) {
             return;

@@ -1,8 +1,9 @@
 //! TESTPLAN §4.2 fault injection against a real replica and a real
 //! `redis-server`: killed (SIGKILL, then restarted), hung (SIGSTOP), slowed
 //! beyond the deadline, cut and black-holed (a loopback proxy), and down at
-//! boot; and a Cluster primary killed and failed over (F11, its own checks
-//! at the end). Under closed-loop load, every other case checks:
+//! boot; a Redis closing idle connections (F10); and a Cluster primary
+//! killed and failed over (F11, its own checks at the end). Under
+//! closed-loop load, every case before F10 checks:
 //!
 //! - every answer within the store deadline + 15 ms, and no 5xx;
 //! - no perk granted while Redis is unusable (`degraded: true`, no gesture);
@@ -405,6 +406,25 @@ fn persistent() -> RedisServer {
 
 /// A few healthy decisions first (replayed until healthy: the very first
 /// ones of a debug build may miss the budget); returns those granted.
+/// One decision for `iid`, which must be answered 200; how long it took
+/// (to the whole body) and the answer.
+async fn timed_decision(
+    client: &reqwest::Client,
+    replica: &Replica,
+    iid: &str,
+) -> (Duration, Value) {
+    let sent = Instant::now();
+    let resp = client
+        .post(replica.url("/v1/decisions"))
+        .json(&body(iid))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{iid}");
+    let v: Value = resp.json().await.unwrap();
+    (sent.elapsed(), v)
+}
+
 async fn warm_up(replica: &Replica) -> Vec<String> {
     let client = reqwest::Client::new();
     let mut granted = Vec::new();
@@ -520,16 +540,7 @@ async fn f4_a_replica_given_a_longer_deadline_grants_through_the_same_slow_redis
         let mut took = Vec::new();
         for n in 0..12 {
             let iid = format!("deadline-{tag}-{n}");
-            let sent = Instant::now();
-            let resp = client
-                .post(replica.url("/v1/decisions"))
-                .json(&body(&iid))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(resp.status(), 200, "{tag} {iid}");
-            let v: Value = resp.json().await.unwrap();
-            let t = sent.elapsed();
+            let (t, v) = timed_decision(&client, replica, &iid).await;
             took.push(t);
             if tag == "default" {
                 assert_eq!(v["degraded"], true, "{iid} beat an 80 ms round trip: {v}");
@@ -681,6 +692,68 @@ async fn f9_a_replica_starts_while_redis_is_down_serves_degraded_and_joins_when_
     let r = check("F9 down at boot", &[], &replica, &redis, run, (down, up)).await;
     print(&r);
     eprintln!("F9: the replica was listening {boot:?} after start with Redis down");
+}
+
+/// TESTPLAN F10: a Redis that closes connections idle for a second
+/// (`timeout 1`; redis-rs issue #1415: a multiplexed connection may learn
+/// that its socket is gone only when it next uses it). A replica's
+/// connection to one Redis is never idle that long (it reads the shared
+/// policy every second), so every other pause here also has Redis close the
+/// replica's connections (`CLIENT KILL`, what `timeout` does to an idle one,
+/// as to a Cluster node's connection that no policy read keeps busy). After
+/// each 2.5-second pause the next decisions come within the deadline,
+/// without a 5xx, and at most the first of them fails closed (granting
+/// nothing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f10_a_redis_closing_idle_connections_costs_at_most_one_degraded_answer() {
+    let _serial = h::heavy().await;
+    let policy = roomy_policy();
+    let redis = RedisServer::start_with(RedisOptions {
+        extra: vec!["--timeout".into(), "1".into()],
+        ..RedisOptions::default()
+    });
+    let replica = Replica::start(&redis.url(), Some(&policy), &[]);
+    warm_up(&replica).await;
+    let client = reqwest::Client::new();
+    for pause in 0..4 {
+        let closed_by_redis = pause % 2 == 1;
+        tokio::time::sleep(Duration::from_millis(2_500)).await;
+        if closed_by_redis {
+            let killed: usize = redis
+                .cli(&["CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"])
+                .trim()
+                .parse()
+                .unwrap();
+            assert!(
+                killed >= 1,
+                "pause {pause}: the replica had no connection to close"
+            );
+        }
+        let mut degraded = Vec::new();
+        for n in 0..5 {
+            let iid = format!("idle-{pause}-{n}");
+            let (took, v) = timed_decision(&client, &replica, &iid).await;
+            assert!(
+                took < LIMIT,
+                "{iid} answered in {took:?}, past the deadline"
+            );
+            if v["degraded"] == true {
+                assert!(
+                    v["gesture"].is_null(),
+                    "{iid} granted while failing closed: {v}"
+                );
+                degraded.push(n);
+            }
+        }
+        assert!(
+            degraded.is_empty() || degraded == [0],
+            "pause {pause}: degraded answers {degraded:?} (at most the first may be)\n{}",
+            failures(&replica)
+        );
+        eprintln!(
+            "F10 pause {pause} (connections closed by Redis: {closed_by_redis}): degraded {degraded:?} of 5"
+        );
+    }
 }
 
 /// TESTPLAN F11: a Redis Cluster of 3 primaries with a replica each; one
