@@ -98,6 +98,11 @@ fn main() {
     let state = web::Data::new(AppState {
         service: Arc::new(service),
         admin: AdminKeys::none(),
+        // As `serve` runs: the shedding check is on the measured path (no
+        // probe runs in a test service, so it never sheds).
+        shed_after: Some(std::time::Duration::from_millis(
+            fairtreat::http::overload::DEFAULT_SHED_AFTER_MS,
+        )),
     });
     let mut rng = StdRng::seed_from_u64(11);
     let system = actix_web::rt::System::new();

@@ -138,6 +138,13 @@ pub struct ServeArgs {
     #[arg(long, env = "FAIRTREAT_STORE_DEADLINE_MS", default_value_t = DEFAULT_STORE_DEADLINE_MS,
           value_parser = clap::value_parser!(u64).range(10..=10_000))]
     pub store_deadline_ms: u64,
+    /// Shed decisions while a worker is this many milliseconds behind: they
+    /// are answered `503 overloaded` with `Retry-After: 1` at once, before
+    /// anything is decided (0: never shed).
+    #[arg(long, env = "FAIRTREAT_SHED_AFTER_MS",
+          default_value_t = crate::http::overload::DEFAULT_SHED_AFTER_MS,
+          value_parser = clap::value_parser!(u64).range(0..=60_000))]
+    pub shed_after_ms: u64,
 }
 
 impl ServeArgs {
@@ -259,7 +266,12 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             "no FAIRTREAT_ADMIN_KEY configured: admin calls (policy and model changes) are refused"
         );
     }
-    let (server, addr) = crate::http::start_with(service.clone(), admin, &args.bind, args.workers)?;
+    let opts = crate::http::ServerOptions {
+        workers: args.workers,
+        shed_after: (args.shed_after_ms > 0)
+            .then(|| std::time::Duration::from_millis(args.shed_after_ms)),
+    };
+    let (server, addr) = crate::http::start_with(service.clone(), admin, &args.bind, opts)?;
     tracing::info!(
         %addr,
         store = store.kind(),

@@ -153,6 +153,8 @@ impl BatchResult {
         (status = 413, description = "Body over 8 MiB", body = ErrorBody),
         (status = 415, description = "Content type is not JSON", body = ErrorBody),
         (status = 422, description = "Not a list of interactions, an empty list, or more than 1000 (`field`: `interactions`)", body = ErrorBody),
+        (status = 503, description = "`overloaded`: the replica is too far behind to decide in time (`serve --shed-after-ms`); nothing was decided or stored, retry after `Retry-After` seconds", body = ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
     )
 )]
 pub async fn create_decisions(

@@ -77,6 +77,8 @@ pub enum ApiError {
     ModelRefused(String),
     #[error("service unavailable: {0}")]
     Unavailable(String),
+    #[error("overloaded: this replica is {behind_ms} ms behind; retry in a second")]
+    Overloaded { behind_ms: u128 },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -129,6 +131,7 @@ impl ApiError {
                 Some("version"),
             ),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", None),
+            ApiError::Overloaded { .. } => (StatusCode::SERVICE_UNAVAILABLE, "overloaded", None),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", None),
         }
     }

@@ -24,6 +24,8 @@ use crate::service::Decided;
         (status = 413, description = "Body over 64 KiB", body = ErrorBody),
         (status = 415, description = "Content type is not JSON", body = ErrorBody),
         (status = 422, description = "Invalid field, or idempotency_mismatch", body = ErrorBody),
+        (status = 503, description = "`overloaded`: the replica is too far behind to decide in time (`serve --shed-after-ms`); nothing was decided or stored, retry after `Retry-After` seconds", body = ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
     )
 )]
 pub async fn create_decision(

@@ -14,6 +14,7 @@ pub mod handlers;
 pub mod metrics;
 pub mod models;
 pub mod openapi;
+pub mod overload;
 pub mod policy;
 
 use std::net::SocketAddr;
@@ -37,6 +38,9 @@ use extract::BodyLimit;
 pub struct AppState {
     pub service: Arc<DecisionService>,
     pub admin: AdminKeys,
+    /// How far behind a worker may be before decisions are shed
+    /// ([`overload`]); `None`: never shed.
+    pub shed_after: Option<std::time::Duration>,
 }
 
 /// The routes: (method, path) pairs, for tests that must cover them all.
@@ -79,44 +83,45 @@ pub const SIMULATE_BODY_LIMIT: usize = 8 * 1024 * 1024;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     let not_allowed = || web::to(handlers::method_not_allowed);
     let resource = |path: &str| web::resource(path).default_service(not_allowed());
-    cfg.service(resource("/v1/decisions").route(web::post().to(handlers::create_decision)))
-        // Before `/v1/decisions/{decision_id}`, which would otherwise match it.
-        .service(
-            resource("/v1/decisions/batch")
-                .app_data(web::Data::new(BodyLimit(batch::BATCH_BODY_LIMIT)))
-                .route(web::post().to(batch::create_decisions)),
-        )
-        .service(
-            resource("/v1/decisions/{decision_id}").route(web::get().to(handlers::get_decision)),
-        )
-        .service(
-            resource("/v1/policy")
-                .route(web::get().to(policy::get_policy))
-                .route(web::put().to(policy::put_policy)),
-        )
-        .service(resource("/v1/policy/history").route(web::get().to(policy::policy_history)))
-        .service(
-            resource("/v1/policy/simulate")
-                .app_data(web::Data::new(BodyLimit(SIMULATE_BODY_LIMIT)))
-                .route(web::post().to(policy::simulate_policy)),
-        )
-        .service(resource("/v1/fairness/report").route(web::get().to(policy::report)))
-        .service(resource("/v1/models").route(web::get().to(models::list_models)))
-        .service(
-            resource("/v1/models/{version}/activate").route(web::post().to(models::activate_model)),
-        )
-        .service(
-            resource("/v1/models/{version}/shadow").route(web::post().to(models::attach_shadow)),
-        )
-        .service(resource("/v1/models/shadow").route(web::delete().to(models::detach_shadow)))
-        .service(resource("/v1/feedback").route(web::post().to(feedback::record_feedback)))
-        .service(resource("/v1/dashboard/summary").route(web::get().to(dashboard::summary)))
-        .service(resource("/").route(web::get().to(dashboard::index)))
-        .service(resource("/assets/{file}").route(web::get().to(dashboard::asset_file)))
-        .service(resource("/healthz").route(web::get().to(handlers::healthz)))
-        .service(resource("/readyz").route(web::get().to(handlers::readyz)))
-        .service(resource("/metrics").route(web::get().to(handlers::metrics_text)))
-        .service(resource("/openapi.json").route(web::get().to(handlers::openapi_json)));
+    cfg.service(
+        resource("/v1/decisions")
+            .wrap(from_fn(overload::shed))
+            .route(web::post().to(handlers::create_decision)),
+    )
+    // Before `/v1/decisions/{decision_id}`, which would otherwise match it.
+    .service(
+        resource("/v1/decisions/batch")
+            .app_data(web::Data::new(BodyLimit(batch::BATCH_BODY_LIMIT)))
+            .wrap(from_fn(overload::shed))
+            .route(web::post().to(batch::create_decisions)),
+    )
+    .service(resource("/v1/decisions/{decision_id}").route(web::get().to(handlers::get_decision)))
+    .service(
+        resource("/v1/policy")
+            .route(web::get().to(policy::get_policy))
+            .route(web::put().to(policy::put_policy)),
+    )
+    .service(resource("/v1/policy/history").route(web::get().to(policy::policy_history)))
+    .service(
+        resource("/v1/policy/simulate")
+            .app_data(web::Data::new(BodyLimit(SIMULATE_BODY_LIMIT)))
+            .route(web::post().to(policy::simulate_policy)),
+    )
+    .service(resource("/v1/fairness/report").route(web::get().to(policy::report)))
+    .service(resource("/v1/models").route(web::get().to(models::list_models)))
+    .service(
+        resource("/v1/models/{version}/activate").route(web::post().to(models::activate_model)),
+    )
+    .service(resource("/v1/models/{version}/shadow").route(web::post().to(models::attach_shadow)))
+    .service(resource("/v1/models/shadow").route(web::delete().to(models::detach_shadow)))
+    .service(resource("/v1/feedback").route(web::post().to(feedback::record_feedback)))
+    .service(resource("/v1/dashboard/summary").route(web::get().to(dashboard::summary)))
+    .service(resource("/").route(web::get().to(dashboard::index)))
+    .service(resource("/assets/{file}").route(web::get().to(dashboard::asset_file)))
+    .service(resource("/healthz").route(web::get().to(handlers::healthz)))
+    .service(resource("/readyz").route(web::get().to(handlers::readyz)))
+    .service(resource("/metrics").route(web::get().to(handlers::metrics_text)))
+    .service(resource("/openapi.json").route(web::get().to(handlers::openapi_json)));
 }
 
 /// Root span per request, with the ids handlers fill in.
@@ -189,13 +194,27 @@ pub fn app(
         .wrap(TracingLogger::<RequestSpan>::new())
 }
 
-/// Binds the service without admin keys (admin calls refused).
+/// How the HTTP server runs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ServerOptions {
+    /// Worker threads (default: one per core).
+    pub workers: Option<usize>,
+    /// Shed decisions while a worker is this far behind ([`overload`]);
+    /// `None`: never.
+    pub shed_after: Option<std::time::Duration>,
+}
+
+/// Binds the service without admin keys (admin calls refused) or shedding.
 pub fn start(
     service: Arc<DecisionService>,
     bind: &str,
     workers: Option<usize>,
 ) -> std::io::Result<(Server, SocketAddr)> {
-    start_with(service, AdminKeys::none(), bind, workers)
+    let opts = ServerOptions {
+        workers,
+        ..ServerOptions::default()
+    };
+    start_with(service, AdminKeys::none(), bind, opts)
 }
 
 /// Binds the service and returns the server with its actual address.
@@ -203,14 +222,24 @@ pub fn start_with(
     service: Arc<DecisionService>,
     admin: AdminKeys,
     bind: &str,
-    workers: Option<usize>,
+    opts: ServerOptions,
 ) -> std::io::Result<(Server, SocketAddr)> {
     metrics::handle();
-    let state = web::Data::new(AppState { service, admin });
-    let mut server = HttpServer::new(move || app(state.clone()))
-        .client_request_timeout(std::time::Duration::from_secs(5))
-        .shutdown_timeout(10);
-    if let Some(w) = workers {
+    let state = web::Data::new(AppState {
+        service,
+        admin,
+        shed_after: opts.shed_after,
+    });
+    let mut server = HttpServer::new(move || {
+        // Runs on every worker thread, inside its runtime.
+        if state.shed_after.is_some() {
+            overload::start_probe();
+        }
+        app(state.clone())
+    })
+    .client_request_timeout(std::time::Duration::from_secs(5))
+    .shutdown_timeout(10);
+    if let Some(w) = opts.workers {
         server = server.workers(w);
     }
     let server = server.bind(bind)?;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::helpers::interaction;
+use crate::helpers::{interaction, raise_open_files_limit};
 
 struct Running {
     child: Child,
@@ -179,27 +179,52 @@ fn a_missing_explicit_policy_or_models_directory_fails_at_start_with_a_clear_mes
 }
 
 #[test]
-fn an_out_of_range_store_deadline_is_refused_from_the_flag_and_from_the_environment() {
+fn out_of_range_store_deadlines_and_shedding_limits_are_refused_from_flags_and_the_environment() {
     // With and without the `serve` subcommand: the bare binary reads the
     // same variables through the same checks.
-    for (args, envs) in [
-        (vec!["serve", "--store-deadline-ms", "5"], vec![]),
+    for (args, envs, flag) in [
+        (
+            vec!["serve", "--store-deadline-ms", "5"],
+            vec![],
+            "--store-deadline-ms",
+        ),
         (
             vec!["serve"],
             vec![("FAIRTREAT_STORE_DEADLINE_MS", "20000")],
+            "--store-deadline-ms",
         ),
-        (vec![], vec![("FAIRTREAT_STORE_DEADLINE_MS", "5")]),
-        (vec![], vec![("FAIRTREAT_STORE_DEADLINE_MS", "soon")]),
+        (
+            vec![],
+            vec![("FAIRTREAT_STORE_DEADLINE_MS", "5")],
+            "--store-deadline-ms",
+        ),
+        (
+            vec![],
+            vec![("FAIRTREAT_STORE_DEADLINE_MS", "soon")],
+            "--store-deadline-ms",
+        ),
+        (
+            vec!["serve", "--shed-after-ms=-1"],
+            vec![],
+            "--shed-after-ms",
+        ),
+        (
+            vec![],
+            vec![("FAIRTREAT_SHED_AFTER_MS", "60001")],
+            "--shed-after-ms",
+        ),
+        (
+            vec![],
+            vec![("FAIRTREAT_SHED_AFTER_MS", "fast")],
+            "--shed-after-ms",
+        ),
     ] {
         let mut envs = envs;
         envs.push(("FAIRTREAT_BIND", "127.0.0.1:0"));
         let out = command(&args, &envs).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?} {envs:?}");
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            err.contains("--store-deadline-ms"),
-            "{args:?} {envs:?}: {err}"
-        );
+        assert!(err.contains(flag), "{args:?} {envs:?}: {err}");
     }
 }
 
@@ -369,29 +394,6 @@ async fn after_kill_9_a_restart_replays_decisions_and_feedback_from_the_journal_
     );
     assert!(models.join("from-export").join("model.json").exists());
     std::fs::remove_dir_all(&dir).unwrap();
-}
-
-/// Raises this process's soft limit on open files (children inherit it) to
-/// at least `want`, failing when the hard limit is lower: the slowloris test
-/// needs one descriptor per connection on each side.
-fn raise_open_files_limit(want: u64) {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit and setrlimit only read and write the struct passed.
-    unsafe {
-        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0);
-        assert!(
-            lim.rlim_max >= want,
-            "the hard limit on open files is {}; this test needs {want}",
-            lim.rlim_max
-        );
-        if lim.rlim_cur < want {
-            lim.rlim_cur = want;
-            assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
-        }
-    }
 }
 
 /// TESTPLAN §4.4 (slowloris) and S5: connections that send part of a

@@ -35,6 +35,16 @@ impl TestApp {
     }
 
     pub async fn with_policy(policy: Policy) -> TestApp {
+        Self::build(policy, None).await
+    }
+
+    /// As [`TestApp::start`], shedding decisions while a worker is more than
+    /// `limit` behind (`serve --shed-after-ms`; off in the other test apps).
+    pub async fn shedding_after(limit: std::time::Duration) -> TestApp {
+        Self::build(Policy::bundled(), Some(limit)).await
+    }
+
+    async fn build(policy: Policy, shed_after: Option<std::time::Duration>) -> TestApp {
         let store = Arc::new(MemoryStore::new());
         let clock = ManualClock::new(datetime!(2026-11-20 12:00 UTC));
         let service = Arc::new(DecisionService::new(
@@ -52,9 +62,12 @@ impl TestApp {
                 let admin = AdminKeys::single(ADMIN_KEY)
                     .with_key("analyst", ANALYST_KEY, &[Scope::ModelsWrite])
                     .with_key("marketer", MARKETER_KEY, &[Scope::PolicyWrite]);
-                let (server, addr) =
-                    fairtreat::http::start_with(svc, admin, "127.0.0.1:0", Some(2))
-                        .expect("bind port 0");
+                let opts = fairtreat::http::ServerOptions {
+                    workers: Some(2),
+                    shed_after,
+                };
+                let (server, addr) = fairtreat::http::start_with(svc, admin, "127.0.0.1:0", opts)
+                    .expect("bind port 0");
                 tx.send((addr, server.handle())).expect("test alive");
                 server.await
             })
@@ -215,4 +228,27 @@ pub fn broken_outcome_model_dir(tag: &str) -> std::path::PathBuf {
     .unwrap();
     std::fs::write(m.join("model.json"), "{\"format\": 1, \"kind\":").unwrap();
     dir
+}
+
+/// Raises this process's soft limit on open files (children inherit it) to
+/// at least `want`, failing when the hard limit is lower: tests that hold
+/// thousands of connections need one descriptor per connection on each side.
+pub fn raise_open_files_limit(want: u64) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0);
+        assert!(
+            lim.rlim_max >= want,
+            "the hard limit on open files is {}; this test needs {want}",
+            lim.rlim_max
+        );
+        if lim.rlim_cur < want {
+            lim.rlim_cur = want;
+            assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
+        }
+    }
 }

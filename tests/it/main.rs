@@ -16,6 +16,7 @@ mod obp_reference;
 mod ope_coverage;
 mod openapi;
 mod outcome_model;
+mod overload;
 mod parity;
 mod policy_api;
 mod properties;

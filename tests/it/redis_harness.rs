@@ -655,7 +655,8 @@ pub struct Replica {
 }
 
 impl Replica {
-    /// Starts the binary with `REDIS_URL` and waits for its "listening" line.
+    /// Starts the binary with `REDIS_URL`, without load shedding, and waits
+    /// for its "listening" line.
     pub fn start(redis_url: &str, policy: Option<&std::path::Path>, envs: &[(&str, &str)]) -> Self {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_fairtreat"));
         cmd.args(["serve", "--bind", "127.0.0.1:0", "--workers", "2"])
@@ -667,6 +668,12 @@ impl Replica {
             .env("REDIS_URL", redis_url)
             .env("RUST_LOG_FORMAT", "json")
             .env("RUST_LOG", "info")
+            // No load shedding (a test may turn it on in `envs`): these
+            // tests check the store's guarantees with many clients on debug
+            // builds, several replicas to two cores, where a decision costs
+            // ten times what it does in release and a replica would shed
+            // as a production one would only far past its capacity.
+            .env("FAIRTREAT_SHED_AFTER_MS", "0")
             .envs(envs.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
