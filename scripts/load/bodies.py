@@ -3,7 +3,9 @@
 
 Same population as decisions.lua: 10,000 customers over tiers and regions,
 ~300-character texts, a unique interaction id per line (a repeated id would
-measure an idempotent replay, not a decision).
+measure an idempotent replay, not a decision). oha sends a random line per
+request, not each line once, so with as many lines as requests about a third
+of the requests repeat a line and are answered as replays (BENCHMARKS.md).
 Usage: bodies.py N OUT [SEED]
 """
 import json

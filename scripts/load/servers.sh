@@ -99,7 +99,8 @@ print(f"{bad:.0f} of {total:.0f}")'
 # SECONDS (oha with latency correction: no coordinated omission), 64
 # connections, on bodies written for the run by scripts/load/bodies.py
 # (SEED, a number, goes into every interaction id, so runs never replay
-# each other's); prints "rps p50_ms p99_ms p999_ms errors cut" (errors:
+# each other's; within a run oha sends a random line per request, so about
+# a third of the requests repeat a line: idempotent replays); prints "rps p50_ms p99_ms p999_ms errors cut" (errors:
 # non-2xx answers and failed requests; cut: requests still in flight when
 # oha's time ran out, which it counts as "aborted due to deadline").
 oha_fixed() {
