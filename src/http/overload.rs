@@ -1,7 +1,8 @@
 //! Load shedding for decisions (TESTPLAN S5): a decision request that
 //! reaches the service while its worker is more than `shed_after` behind is
-//! answered `503 overloaded` with `Retry-After: 1` at once, before its body
-//! is read or anything is decided or stored.
+//! answered `503 overloaded` with `Retry-After: 1` at once, before anything
+//! is parsed, decided or stored (its body is read and dropped, so the
+//! connection stays open for the client's retry).
 //!
 //! Why a lag probe: each actix worker is one thread, and the requests
 //! waiting for it are bytes in sockets and tasks in its queue, which nothing
@@ -63,8 +64,11 @@ pub fn start_probe() {
         return;
     }
     DUE.set(Some(Instant::now() + PERIOD));
-    actix_web::rt::spawn(async {
-        let _guard = ProbeGuard;
+    // Made here, not in the task: a task dropped before its first poll
+    // clears the due time too.
+    let guard = ProbeGuard;
+    actix_web::rt::spawn(async move {
+        let _guard = guard;
         loop {
             let due = Instant::now() + PERIOD;
             DUE.set(Some(due));
