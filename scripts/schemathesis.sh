@@ -53,6 +53,7 @@ fi
 
 WORK="$(mktemp -d)"
 SERVER_PID=""
+# shellcheck disable=SC2317 # run by the EXIT trap
 cleanup() {
   if [ -n "$SERVER_PID" ]; then
     kill "$SERVER_PID" 2>/dev/null || true
