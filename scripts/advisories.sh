@@ -28,8 +28,9 @@ SNAPSHOT="supply-chain/advisory-db"
 # at <db-path>/advisory-db-<xxhash64 of the url>; this is that name.
 DB_DIR_NAME="advisory-db-3157b0e258782691"
 
+# lock_crates LOCKFILE...: the package names in the lockfiles, once each.
 lock_crates() {
-  sed -n 's/^name = "\(.*\)"$/\1/p' "$1" | sort -u
+  sed -n 's/^name = "\(.*\)"$/\1/p' "$@" | sort -u
 }
 
 vendor() {
@@ -43,7 +44,8 @@ vendor() {
   date=$(git -C "$src" show -s --format=%cs HEAD)
   rm -rf "$SNAPSHOT/crates"
   mkdir -p "$SNAPSHOT/crates"
-  lock_crates Cargo.lock >"$SNAPSHOT/COVERAGE"
+  # The fuzz target's crates too: the snapshot covers every lockfile here.
+  lock_crates Cargo.lock fuzz/Cargo.lock >"$SNAPSHOT/COVERAGE"
   local name
   while read -r name; do
     if [ -d "$src/crates/$name" ]; then
