@@ -72,18 +72,38 @@ BIN=target/release/fairtreat
 . scripts/load/servers.sh
 scratch
 
-# wrk_run URL SCRIPT [BATCH [CONNECTIONS [SECONDS]]]: prints
-# "rps p50_ms p99_ms p999_ms errors".
+# wrk_run URL SCRIPT [BATCH [CONNECTIONS [SECONDS [PORT]]]]: prints
+# "per_second p50_ms p99_ms p999_ms errors wrk_per_second": requests/s, or
+# decisions/s with a BATCH; errors are wrk's socket errors plus non-2xx
+# answers (a shed request is not a decision). With the server's PORT, wrk
+# runs SETTLE seconds longer at each end and per_second is the steady-state
+# rate, from the server's decision counter over the middle SECONDS: wrk's
+# own figure (the last field) counts no batch in its first round trip and
+# drops the ones in flight at the end, 1-2 % of a 10-second run for a
+# batch of 100, whose answers take 150-250 ms.
+SETTLE=${SETTLE:-1}
 wrk_run() {
-  local url=$1 script=$2 batch=${3:-0} conns=${4:-64} secs=${5:-$DURATION} line threads=2
+  local url=$1 script=$2 batch=${3:-0} conns=${4:-64} secs=${5:-$DURATION} port=${6:-}
+  local threads=2 run_secs=$secs c0=0 c1=0 t0=0 t1=0 wpid
   [ "$conns" -lt 2 ] && threads=1
-  line=$(BATCH=$batch wrk -t"$threads" -c"$conns" -d"${secs}s" --latency -s "$script" "$url" | grep '^RESULT')
-  python3 - "$line" <<'PY'
+  [ -n "$port" ] && run_secs=$((SETTLE + secs + SETTLE))
+  BATCH=$batch wrk -t"$threads" -c"$conns" -d"${run_secs}s" --latency -s "$script" "$url" \
+    >"$TMP/wrk.out" &
+  wpid=$!
+  if [ -n "$port" ]; then
+    sleep "$SETTLE"; c0=$(decided "$port"); t0=$(date +%s%N)
+    sleep "$secs"; c1=$(decided "$port"); t1=$(date +%s%N)
+  fi
+  wait "$wpid"
+  python3 - "$(grep '^RESULT' "$TMP/wrk.out")" "$batch" "$c0" "$c1" "$t0" "$t1" <<'PY'
 import sys
-f = dict(kv.split("=") for kv in sys.argv[1].split()[1:])
-rps = int(f["requests"]) / (int(f["duration_us"]) / 1e6)
+line, batch, c0, c1, t0, t1 = sys.argv[1:]
+f = dict(kv.split("=") for kv in line.split()[1:])
+wrk_rate = int(f["requests"]) * max(int(batch), 1) / (int(f["duration_us"]) / 1e6)
+rate = (int(c1) - int(c0)) / ((int(t1) - int(t0)) / 1e9) if int(t1) else wrk_rate
 ms = lambda k: int(f[k]) / 1000
-print(f'{rps:.0f} {ms("p50_us"):.2f} {ms("p99_us"):.2f} {ms("p999_us"):.2f} {f["errors"]}')
+errors = int(f["errors"]) + int(f["non2xx_status"])
+print(f'{rate:.0f} {ms("p50_us"):.2f} {ms("p99_us"):.2f} {ms("p999_us"):.2f} {errors} {wrk_rate:.0f}')
 PY
 }
 
@@ -108,17 +128,16 @@ measure() {
   if [ -n "${CORE_PORT:-}" ]; then
     exch=$(wrk_run "http://127.0.0.1:$CORE_PORT/exchange" scripts/load/decisions.lua)
     core=$(wrk_run "http://127.0.0.1:$CORE_PORT/decide" scripts/load/decisions.lua)
-    read -r x_rps x50 x99 x999 xerr <<<"$exch"
-    read -r k_rps k50 k99 k999 kerr <<<"$core"
+    read -r x_rps x50 x99 x999 xerr _ <<<"$exch"
+    read -r k_rps k50 k99 k999 kerr _ <<<"$core"
   fi
-  dec=$(wrk_run "http://127.0.0.1:$port/v1/decisions" scripts/load/decisions.lua)
-  bat=$(wrk_run "http://127.0.0.1:$port/v1/decisions/batch" scripts/load/decisions.lua "$BATCH")
+  dec=$(wrk_run "http://127.0.0.1:$port/v1/decisions" scripts/load/decisions.lua 0 64 "$DURATION" "$port")
+  bat=$(wrk_run "http://127.0.0.1:$port/v1/decisions/batch" scripts/load/decisions.lua "$BATCH" 64 "$DURATION" "$port")
   slo=$(oha_run "$port")
-  read -r c_rps c50 c99 c999 cerr <<<"$ceil"
-  read -r d_rps d50 d99 d999 derr <<<"$dec"
-  read -r b_rps b50 b99 b999 berr <<<"$bat"
+  read -r c_rps c50 c99 c999 cerr _ <<<"$ceil"
+  read -r d_rps d50 d99 d999 derr d_wrk <<<"$dec"
+  read -r b_dps b50 b99 b999 berr b_wrk <<<"$bat"
   read -r s_rps s50 s99 s999 serr scut <<<"$slo"
-  local b_dps=$((b_rps * BATCH))
   ratio() { python3 -c "print(f'{$1 / $2:.2f}')"; }
   row "$label" "GET /healthz (ceiling, wrk)" "$c_rps" "$c50" "$c99" "$c999" "1.00 ($cerr errors)"
   if [ -n "${CORE_PORT:-}" ]; then
@@ -131,7 +150,7 @@ measure() {
   if [ -n "$c_store" ]; then
     row "$label" "POST /v1/decisions (wrk), against the Redis ceiling" "$d_rps" "" "" "" "$(ratio "$d_rps" "$c_store") of C_redis"
   fi
-  row "$label" "POST /v1/decisions/batch x$BATCH (wrk), decisions/s" "$b_dps" "$b50" "$b99" "$b999" "$(ratio "$b_dps" "$d_rps") x single ($berr errors)"
+  row "$label" "POST /v1/decisions/batch x$BATCH (wrk), decisions/s" "$b_dps" "$b50" "$b99" "$b999" "$(ratio "$b_dps" "$d_rps") x single; by wrk's own counts $(ratio "$b_wrk" "$d_wrk") x ($berr errors)"
   row "$label" "POST /v1/decisions at $RATE/s (oha, corrected)" "$s_rps" "$s50" "$s99" "$s999" "p99 target 10 ms ($serr errors; $scut in flight at oha's deadline)"
   row "$label" "server resident memory after the runs" "$(rss_mb "$SERVER_PID") MB" "" "" "" ""
   # A decision that failed closed (store deadline) still answers 200: count
@@ -149,7 +168,7 @@ f3() {
   wrk_run "http://127.0.0.1:$port/v1/decisions" scripts/load/decisions.lua 0 8 2 >/dev/null
   for conns in 8 32; do
     before=$(degraded "$port")
-    read -r rps p50 p99 p999 err <<<"$(wrk_run "http://127.0.0.1:$port/v1/decisions" scripts/load/decisions.lua 0 "$conns" "$F3_SECONDS")"
+    read -r rps p50 p99 p999 err _ <<<"$(wrk_run "http://127.0.0.1:$port/v1/decisions" scripts/load/decisions.lua 0 "$conns" "$F3_SECONDS")"
     after=$(degraded "$port")
     row "redis +${DELAY_MS} ms each way" "POST /v1/decisions, $conns connections (wrk)" "$rps" "$p50" "$p99" "$p999" \
       "$(python3 -c "
@@ -189,7 +208,7 @@ CEILING_PID=$!
 PIDS+=("$CEILING_PID")
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$CPORT/redis" >/dev/null && break; sleep 0.1; done
 cred=$(wrk_run "http://127.0.0.1:$CPORT/redis" scripts/load/ceiling.lua)
-read -r cr_rps cr50 cr99 cr999 crerr <<<"$cred"
+read -r cr_rps cr50 cr99 cr999 crerr _ <<<"$cred"
 row redis "GET /redis on examples/ceiling (one EVALSHA: C_redis, wrk)" "$cr_rps" "$cr50" "$cr99" "$cr999" "C_redis ($crerr errors)"
 kill "$CEILING_PID" 2>/dev/null || true
 wait "$CEILING_PID" 2>/dev/null || true
@@ -208,7 +227,7 @@ f3 "$PORT" "$service_ms"
 
 {
   echo "Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr); load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-  echo "wrk -t2 -c64 -d${DURATION}s; oha -q $RATE -z ${SLO_SECONDS}s -c 64 --latency-correction; server and load generator share the machine."
+  echo "wrk -t2 -c64 -d${DURATION}s (decisions/s of the service: its decision counter over those seconds, wrk running ${SETTLE}s longer at each end); oha -q $RATE -z ${SLO_SECONDS}s -c 64 --latency-correction; server and load generator share the machine."
   echo
   echo "| store | run | per second | p50 ms | p99 ms | p99.9 ms | ratio |"
   echo "|---|---|---|---|---|---|---|"

@@ -1,8 +1,8 @@
 # Helpers shared by the load scripts (load.sh, cpu.sh, soak.sh, hotkey.sh,
 # knee.sh, server_cost.sh; sourced, not run): a scratch directory, free
 # loopback ports, starting redis-server and the release binary, a
-# fixed-rate oha run, and reading how many decisions the server answered
-# degraded. Sourcing defines the helpers and does nothing else; the
+# fixed-rate oha run, and reading how many decisions the server made and
+# how many it answered degraded. Sourcing defines the helpers and does nothing else; the
 # caller sets BIN (the binary, or calls release_bin) and calls scratch
 # before starting anything.
 
@@ -93,6 +93,15 @@ for line in sys.stdin:
         total += n
         bad += n if "degraded=\"true\"" in line else 0
 print(f"{bad:.0f} of {total:.0f}")'
+}
+
+# decided PORT: the decisions the server has made so far (new ones, not
+# replays; degraded or not), from /metrics. Sampled at both ends of an
+# interval inside a run, it gives the steady-state rate, which the client's
+# count over its whole run does not for requests that take long.
+decided() {
+  curl -sf "http://127.0.0.1:$1/metrics" |
+    awk '/^fairtreat_decisions_total\{/ { n += $NF } END { printf "%d\n", n }'
 }
 
 # oha_fixed PORT RATE SECONDS SEED [LINES]: POST /v1/decisions at a fixed
