@@ -19,7 +19,9 @@
 # come from it. Usage: scripts/cpu.sh; SECONDS_PER_RUN=5, SETTLE=1,
 # BATCH=100, CONNECTIONS=64, BIN (a built fairtreat: then nothing is
 # built). Needs wrk and redis-server (scripts/load.sh installs them).
-set -euo pipefail
+set -Eeuo pipefail
+# set -e stops the script silently (a failed curl inside $(...), say): say where.
+trap 'echo "cpu.sh: failed at line $LINENO" >&2' ERR
 cd "$(dirname "$0")/.."
 
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-5}
