@@ -1,25 +1,29 @@
 #!/usr/bin/env bash
 # RustSec advisories (TESTPLAN S4), offline, against the snapshot of the
 # RustSec advisory database vendored in supply-chain/advisory-db (only the
-# advisories of crates in Cargo.lock: this network cannot reach github.com,
-# so the database cannot be fetched when the check runs).
+# advisories of crates in the lockfiles: this network cannot reach
+# github.com, so the database cannot be fetched when the check runs).
 #
-#   scripts/advisories.sh                 check Cargo.lock against the snapshot
+#   scripts/advisories.sh                 check the lockfiles against the snapshot
 #   scripts/advisories.sh vendor DIR      refresh the snapshot from DIR, a
 #                                         checkout of github.com/RustSec/advisory-db
 #
-# The check fails when
-#   - a crate in Cargo.lock has an advisory in the snapshot that its version
-#     is affected by (vulnerability, unsound, unmaintained; deny.toml);
-#   - Cargo.lock names a crate the snapshot was not taken for (a dependency
+# Two tools read the snapshot: cargo-deny (deny.toml) over Cargo.lock, and
+# cargo-audit over Cargo.lock and fuzz/Cargo.lock. The check fails when
+#   - a crate in a lockfile has an advisory in the snapshot that its version
+#     is affected by (vulnerability, unsound, unmaintained; deny.toml, whose
+#     ignores both tools apply);
+#   - a lockfile names a crate the snapshot was not taken for (a dependency
 #     added since: refresh the snapshot), or the snapshot is older than
 #     deny.toml's maximum-db-staleness (90 days);
-#   - the canary fails: the same check with one made-up advisory against a
-#     crate of Cargo.lock must fail and name it, so a snapshot that loaded
-#     nothing, or a configuration that checks nothing, cannot pass.
+#   - a canary fails: the same check with one made-up advisory against a
+#     crate of Cargo.lock must fail and name it, for each tool, so a
+#     snapshot that loaded nothing, or a configuration that checks nothing,
+#     cannot pass.
 #
-# Needs cargo-deny (scripts/supply_chain.sh installs the pinned version) and
-# the crates of Cargo.lock in cargo's cache (any build has fetched them).
+# Needs cargo-deny and cargo-audit (scripts/supply_chain.sh installs the
+# pinned versions) and the crates of Cargo.lock in cargo's cache (any build
+# has fetched them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,6 +31,10 @@ SNAPSHOT="supply-chain/advisory-db"
 # cargo-deny 0.20 opens the default database (https://github.com/RustSec/advisory-db)
 # at <db-path>/advisory-db-<xxhash64 of the url>; this is that name.
 DB_DIR_NAME="advisory-db-3157b0e258782691"
+
+# The lockfiles checked: the workspace's and the fuzz target's (its own
+# workspace).
+LOCKFILES=(Cargo.lock fuzz/Cargo.lock)
 
 # lock_crates LOCKFILE...: the package names in the lockfiles, once each.
 lock_crates() {
@@ -45,7 +53,7 @@ vendor() {
   rm -rf "$SNAPSHOT/crates"
   mkdir -p "$SNAPSHOT/crates"
   # The fuzz target's crates too: the snapshot covers every lockfile here.
-  lock_crates Cargo.lock fuzz/Cargo.lock >"$SNAPSHOT/COVERAGE"
+  lock_crates "${LOCKFILES[@]}" >"$SNAPSHOT/COVERAGE"
   local name
   while read -r name; do
     if [ -d "$src/crates/$name" ]; then
@@ -78,11 +86,24 @@ deny_advisories() {
   FAIRTREAT_ADVISORY_DBS="$1" cargo deny --offline check --hide-inclusion-graph advisories
 }
 
+# audit_advisories DB LOCKFILE: cargo-audit over LOCKFILE against the
+# database at DB (its crates/ directory), every warning (unmaintained,
+# unsound) an error, as in deny.toml. The ignores are deny.toml's, read
+# from there so that the two lists cannot drift apart. Yanked crates are
+# cargo-deny's check: cargo-audit would ask the crates.io index for them.
+audit_advisories() {
+  local db=$1 lock=$2 id ignores=()
+  while read -r id; do
+    ignores+=(--ignore "$id")
+  done < <(sed -n 's/^ *{ id = "\(RUSTSEC-[0-9]*-[0-9]*\)".*/\1/p' deny.toml)
+  cargo audit --db "$db" --no-fetch --no-yanked --deny warnings "${ignores[@]}" --file "$lock"
+}
+
 check() {
   local missing
-  missing=$(comm -23 <(lock_crates Cargo.lock) <(sort -u "$SNAPSHOT/COVERAGE"))
+  missing=$(comm -23 <(lock_crates "${LOCKFILES[@]}") <(sort -u "$SNAPSHOT/COVERAGE"))
   if [ -n "$missing" ]; then
-    echo "advisories: the snapshot in $SNAPSHOT was not taken for these crates of Cargo.lock:" >&2
+    echo "advisories: the snapshot in $SNAPSHOT was not taken for these crates of ${LOCKFILES[*]}:" >&2
     printf '  %s\n' "${missing//$'\n'/ }" >&2
     echo "refresh it: scripts/advisories.sh vendor <checkout of github.com/RustSec/advisory-db>" >&2
     return 1
@@ -95,18 +116,17 @@ check() {
   trap "rm -rf '$work'" RETURN
 
   materialise "$work/db" "$date"
-  echo "advisories: Cargo.lock against $(find "$work/db" -name '*.md' | wc -l) advisories" \
+  echo "advisories: ${LOCKFILES[*]} against $(find "$work/db" -name '*.md' | wc -l) advisories" \
     "(snapshot of $date)" >&2
-  local status=0
+  local status=0 lock
   deny_advisories "$work/db" || status=1
-
-  # deny.toml ignores RUSTSEC-2026-0097 because rand's `log` feature is off;
-  # the ignore must not outlive the reason.
-  if cargo tree --offline --target all -e features -i 'rand@0.8' 2>/dev/null |
-    grep -q 'rand feature "log"'; then
-    echo "advisories: rand 0.8's \`log\` feature is on: deny.toml's ignore of RUSTSEC-2026-0097 no longer holds" >&2
-    status=1
-  fi
+  # TESTPLAN S4 names cargo-audit too: a second implementation of the
+  # version matching on the same snapshot, and the only one that reads the
+  # fuzz target's lockfile (cargo-deny reads the workspace's).
+  for lock in "${LOCKFILES[@]}"; do
+    echo "advisories: cargo audit --file $lock" >&2
+    audit_advisories "$work/db/$DB_DIR_NAME" "$lock" || status=1
+  done
 
   # The canary: every version of serde (in every build of the service) is
   # declared vulnerable; the same check must now fail, naming the advisory.
@@ -126,17 +146,28 @@ patched = []
 
 # Canary: scripts/advisories.sh checks that the check can fail
 EOF
-  if deny_advisories "$work/canary" >"$work/canary.log" 2>&1; then
-    echo "advisories: CANARY NOT CAUGHT: a made-up advisory against serde passed the check" >&2
-    status=1
-  elif ! grep -q 'RUSTSEC-2099-0001' "$work/canary.log"; then
-    echo "advisories: the canary run failed without naming the canary advisory:" >&2
-    cat "$work/canary.log" >&2
-    status=1
-  else
-    echo "advisories: canary caught (a made-up advisory against serde fails the check)" >&2
-  fi
+  canary cargo-deny deny_advisories "$work/canary" || status=1
+  canary cargo-audit audit_advisories "$work/canary/$DB_DIR_NAME" Cargo.lock || status=1
   return "$status"
+}
+
+# canary TOOL CHECK ARGS...: CHECK ARGS (run on the canary database) must
+# fail and name the canary advisory.
+canary() {
+  local tool=$1 log
+  shift
+  log=$(mktemp)
+  # shellcheck disable=SC2064 # expand now: log is local
+  trap "rm -f '$log'" RETURN
+  if "$@" >"$log" 2>&1; then
+    echo "advisories: CANARY NOT CAUGHT by $tool: a made-up advisory against serde passed the check" >&2
+    return 1
+  elif ! grep -q 'RUSTSEC-2099-0001' "$log"; then
+    echo "advisories: $tool's canary run failed without naming the canary advisory:" >&2
+    cat "$log" >&2
+    return 1
+  fi
+  echo "advisories: canary caught by $tool (a made-up advisory against serde fails the check)" >&2
 }
 
 case "${1:-check}" in

