@@ -103,6 +103,10 @@ fn main() {
         shed_after: Some(std::time::Duration::from_millis(
             fairtreat::http::overload::DEFAULT_SHED_AFTER_MS,
         )),
+        auth_throttle: fairtreat::http::throttle::AuthThrottle::new(
+            fairtreat::http::throttle::DEFAULT_LIMIT,
+            std::time::Duration::from_secs(fairtreat::http::throttle::DEFAULT_WINDOW_SECS),
+        ),
     });
     let mut rng = StdRng::seed_from_u64(11);
     let system = actix_web::rt::System::new();

@@ -145,6 +145,20 @@ pub struct ServeArgs {
           default_value_t = crate::http::overload::DEFAULT_SHED_AFTER_MS,
           value_parser = clap::value_parser!(u64).range(0..=60_000))]
     pub shed_after_ms: u64,
+    /// Failed admin authentications (a missing or wrong key) a client
+    /// address may make within the window before its admin calls are
+    /// refused `429 too_many_auth_failures` until the window ends (0: no
+    /// limit).
+    #[arg(long, env = "FAIRTREAT_AUTH_FAILURE_LIMIT",
+          default_value_t = crate::http::throttle::DEFAULT_LIMIT,
+          value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub auth_failure_limit: u32,
+    /// The window of `--auth-failure-limit`, in seconds from an address's
+    /// first failure, 1 to 86,400.
+    #[arg(long, env = "FAIRTREAT_AUTH_FAILURE_WINDOW_SECS",
+          default_value_t = crate::http::throttle::DEFAULT_WINDOW_SECS,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub auth_failure_window_secs: u64,
 }
 
 impl ServeArgs {
@@ -270,6 +284,12 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         workers: args.workers,
         shed_after: (args.shed_after_ms > 0)
             .then(|| std::time::Duration::from_millis(args.shed_after_ms)),
+        auth_failures: (args.auth_failure_limit > 0).then(|| {
+            (
+                args.auth_failure_limit,
+                std::time::Duration::from_secs(args.auth_failure_window_secs),
+            )
+        }),
     };
     let (server, addr) = crate::http::start_with(service.clone(), admin, &args.bind, opts)?;
     tracing::info!(

@@ -258,7 +258,7 @@ impl<S: RequiredScope> FromRequest for Admin<S> {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let result = match req.app_data::<web::Data<AppState>>() {
-            Some(state) => state.admin.authorize(req, S::SCOPE).map(|actor| Admin {
+            Some(state) => authorize_throttled(state, req, S::SCOPE).map(|actor| Admin {
                 actor,
                 scope: PhantomData,
             }),
@@ -266,6 +266,46 @@ impl<S: RequiredScope> FromRequest for Admin<S> {
         };
         ready(result)
     }
+}
+
+/// [`AdminKeys::authorize`] behind the per-address throttle of failed
+/// authentication ([`super::throttle`]): a refused address is answered 429
+/// before its credentials are looked at, and a missing or wrong key (or one
+/// in the query string) counts against its address.
+fn authorize_throttled(
+    state: &AppState,
+    req: &HttpRequest,
+    scope: Scope,
+) -> Result<Actor, ApiError> {
+    let Some(addr) = req.peer_addr().map(|a| a.ip()) else {
+        // No peer (an in-process test service): nothing to count against.
+        return state.admin.authorize(req, scope);
+    };
+    let now = std::time::Instant::now();
+    if let Err(left) = state.auth_throttle.check(addr, now) {
+        ::metrics::counter!(super::metrics::ADMIN_AUTH_REFUSED, "reason" => "throttled")
+            .increment(1);
+        return Err(ApiError::TooManyAuthFailures {
+            retry_after_secs: super::throttle::retry_after_secs(left),
+        });
+    }
+    let result = state.admin.authorize(req, scope);
+    let reason = match &result {
+        Err(ApiError::Unauthorized) => Some("unauthorized"),
+        Err(ApiError::CredentialsInQuery) => Some("credentials_in_query"),
+        _ => None,
+    };
+    if let Some(reason) = reason {
+        ::metrics::counter!(super::metrics::ADMIN_AUTH_REFUSED, "reason" => reason).increment(1);
+        if state.auth_throttle.failed(addr, now) {
+            tracing::warn!(
+                client = %addr,
+                path = req.path(),
+                "admin authentication failed too often from this address: refusing it until its window ends"
+            );
+        }
+    }
+    result
 }
 
 #[cfg(test)]

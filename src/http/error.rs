@@ -71,6 +71,10 @@ pub enum ApiError {
     CredentialsInQuery,
     #[error("the credentials do not allow this")]
     Forbidden,
+    #[error(
+        "too many failed admin authentications from this address: retry in {retry_after_secs} s"
+    )]
+    TooManyAuthFailures { retry_after_secs: u64 },
     #[error("{0}")]
     FeedbackConflict(String),
     #[error("the model cannot be activated: {0}")]
@@ -124,6 +128,11 @@ impl ApiError {
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", None),
             ApiError::CredentialsInQuery => (StatusCode::BAD_REQUEST, "credentials_in_query", None),
             ApiError::Forbidden => (StatusCode::FORBIDDEN, "forbidden", None),
+            ApiError::TooManyAuthFailures { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_auth_failures",
+                None,
+            ),
             ApiError::FeedbackConflict(_) => (StatusCode::CONFLICT, "feedback_conflict", None),
             ApiError::ModelRefused(_) => (
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -177,6 +186,9 @@ impl ResponseError for ApiError {
         let mut resp = HttpResponse::build(status);
         if status == StatusCode::SERVICE_UNAVAILABLE {
             resp.insert_header(("Retry-After", "1"));
+        }
+        if let ApiError::TooManyAuthFailures { retry_after_secs } = self {
+            resp.insert_header(("Retry-After", retry_after_secs.to_string()));
         }
         if status == StatusCode::UNAUTHORIZED {
             resp.insert_header(("WWW-Authenticate", "Bearer"));

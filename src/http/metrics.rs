@@ -18,6 +18,10 @@ pub const CONSTRAINTS: &str = "fairtreat_constraints_total";
 /// varied, the gesture did not) or `part="gesture"` (opt-in gesture
 /// exploration moved the gesture one step).
 pub const EXPLORED: &str = "fairtreat_explored_decisions_total";
+/// Admin calls refused before any scope check, labelled `reason`:
+/// `unauthorized` (no key or a wrong one), `credentials_in_query`, or
+/// `throttled` (the address failed too often; [`super::throttle`]).
+pub const ADMIN_AUTH_REFUSED: &str = "fairtreat_admin_auth_refused_total";
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,

@@ -16,6 +16,7 @@ pub mod models;
 pub mod openapi;
 pub mod overload;
 pub mod policy;
+pub mod throttle;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -41,6 +42,8 @@ pub struct AppState {
     /// How far behind a worker may be before decisions are shed
     /// ([`overload`]); `None`: never shed.
     pub shed_after: Option<std::time::Duration>,
+    /// Failed admin authentication per client address ([`throttle`]).
+    pub auth_throttle: throttle::AuthThrottle,
 }
 
 /// The routes: (method, path) pairs, for tests that must cover them all.
@@ -202,9 +205,14 @@ pub struct ServerOptions {
     /// Shed decisions while a worker is this far behind ([`overload`]);
     /// `None`: never.
     pub shed_after: Option<std::time::Duration>,
+    /// Refuse an address's admin calls after this many failed
+    /// authentications within this long of the first ([`throttle`]);
+    /// `None`: never.
+    pub auth_failures: Option<(u32, std::time::Duration)>,
 }
 
-/// Binds the service without admin keys (admin calls refused) or shedding.
+/// Binds the service without admin keys (admin calls refused), shedding or
+/// the authentication throttle.
 pub fn start(
     service: Arc<DecisionService>,
     bind: &str,
@@ -229,6 +237,10 @@ pub fn start_with(
         service,
         admin,
         shed_after: opts.shed_after,
+        auth_throttle: match opts.auth_failures {
+            Some((limit, window)) => throttle::AuthThrottle::new(limit, window),
+            None => throttle::AuthThrottle::off(),
+        },
     });
     let mut server = HttpServer::new(move || {
         // Runs on every worker thread, inside its runtime.

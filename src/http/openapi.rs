@@ -91,6 +91,11 @@ impl Modify for StandardErrors {
                     );
                     add_error(op, "401", "Missing or invalid admin key");
                     add_error(op, "403", "The key lacks the scope");
+                    add_error(
+                        op,
+                        "429",
+                        "Too many failed authentications from this address (`too_many_auth_failures`); retry after `Retry-After` seconds",
+                    );
                 }
             }
         }

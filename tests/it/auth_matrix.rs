@@ -446,3 +446,114 @@ async fn without_a_configured_key_every_admin_call_is_refused() {
     assert_eq!(service.models().version(), Models::bundled().version());
     handle.stop(true).await;
 }
+
+/// One admin call: status, error code and `Retry-After`.
+async fn admin_put(
+    client: &reqwest::Client,
+    url: String,
+    key: Option<&str>,
+    body: &Value,
+) -> (u16, Option<String>, Option<u64>) {
+    let mut req = client.put(url).json(body);
+    if let Some(k) = key {
+        req = req.bearer_auth(k);
+    }
+    let resp = req.send().await.expect("request");
+    let status = resp.status().as_u16();
+    let retry_after = resp
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().parse::<u64>().expect("whole seconds"));
+    let body: Value = resp.json().await.unwrap_or(Value::Null);
+    let code = body["error"]["code"].as_str().map(str::to_string);
+    (status, code, retry_after)
+}
+
+#[actix_web::test]
+async fn an_address_that_fails_authentication_too_often_is_refused_before_its_key_is_looked_at() {
+    let app = TestApp::throttling_auth(3, std::time::Duration::from_secs(60)).await;
+    let (_, mut policy) = app.call("GET", "/v1/policy", None, None).await;
+    policy["budget"]["daily"] = json!(1.0);
+    let put = |key, query: &str| {
+        let url = app.url(&format!("/v1/policy{query}"));
+        let client = app.client.clone();
+        let policy = policy.clone();
+        async move { admin_put(&client, url, key, &policy).await }
+    };
+    // A valid key without the scope guessed nothing: not a failure.
+    assert_eq!(put(Some(ANALYST_KEY), "").await.0, 403);
+    assert_eq!(put(None, "").await.0, 401);
+    assert_eq!(put(Some("wrong-key"), "").await.0, 401);
+    // Two failures of three: the right key still works.
+    let (status, ..) = put(Some(MARKETER_KEY), "").await;
+    assert_eq!(status, 200);
+    let applied = app.service.policy().version;
+    // A key in the query string is the third failure.
+    let query = format!("?api_key={MARKETER_KEY}");
+    assert_eq!(put(None, &query).await.0, 400);
+
+    // Now the address is refused whatever it sends, the right key included,
+    // and nothing is applied.
+    for key in [Some(MARKETER_KEY), Some("wrong-key"), None] {
+        let (status, code, retry_after) = put(key, "").await;
+        assert_eq!(status, 429, "{key:?}");
+        assert_eq!(code.as_deref(), Some("too_many_auth_failures"));
+        let retry_after = retry_after.expect("Retry-After");
+        assert!((1..=60).contains(&retry_after), "{retry_after}");
+    }
+    assert_eq!(app.service.policy().version, applied);
+
+    // Decisions from the same address are not admin calls.
+    let (status, _) = app
+        .post("/v1/decisions", &crate::helpers::interaction())
+        .await;
+    assert_eq!(status, 200);
+    // Another address is not refused.
+    let elsewhere = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .build()
+        .unwrap();
+    let (status, ..) = admin_put(
+        &elsewhere,
+        app.url("/v1/policy"),
+        Some(MARKETER_KEY),
+        &app.call("GET", "/v1/policy", None, None).await.1,
+    )
+    .await;
+    assert_eq!(status, 200, "127.0.0.2 has its own count");
+    assert_eq!(app.service.policy().version, applied + 1);
+
+    let (_, metrics) = app.get("/metrics").await;
+    let throttled = metrics
+        .lines()
+        .find(|l| l.starts_with("fairtreat_admin_auth_refused_total{") && l.contains("throttled"))
+        .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    assert!(throttled >= 3.0, "counted: {throttled}");
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn the_refusal_ends_with_the_window_that_began_at_the_first_failure() {
+    let window = std::time::Duration::from_secs(2);
+    let app = TestApp::throttling_auth(1, window).await;
+    let (_, policy) = app.call("GET", "/v1/policy", None, None).await;
+    let url = || app.url("/v1/policy");
+    let first = std::time::Instant::now();
+    assert_eq!(
+        admin_put(&app.client, url(), Some("wrong"), &policy)
+            .await
+            .0,
+        401
+    );
+    let (status, _, retry_after) = admin_put(&app.client, url(), Some(MARKETER_KEY), &policy).await;
+    assert_eq!(status, 429);
+    assert!(matches!(retry_after, Some(1..=2)), "{retry_after:?}");
+    tokio::time::sleep(
+        (window + std::time::Duration::from_millis(100)).saturating_sub(first.elapsed()),
+    )
+    .await;
+    let (status, ..) = admin_put(&app.client, url(), Some(MARKETER_KEY), &policy).await;
+    assert_eq!(status, 200, "the window has ended");
+    app.stop().await;
+}

@@ -179,7 +179,8 @@ fn a_missing_explicit_policy_or_models_directory_fails_at_start_with_a_clear_mes
 }
 
 #[test]
-fn out_of_range_store_deadlines_and_shedding_limits_are_refused_from_flags_and_the_environment() {
+fn out_of_range_deadlines_shedding_and_throttle_limits_are_refused_from_flags_and_the_environment()
+{
     // With and without the `serve` subcommand: the bare binary reads the
     // same variables through the same checks.
     for (args, envs, flag) in [
@@ -217,6 +218,26 @@ fn out_of_range_store_deadlines_and_shedding_limits_are_refused_from_flags_and_t
             vec![],
             vec![("FAIRTREAT_SHED_AFTER_MS", "fast")],
             "--shed-after-ms",
+        ),
+        (
+            vec!["serve", "--auth-failure-limit=-1"],
+            vec![],
+            "--auth-failure-limit",
+        ),
+        (
+            vec![],
+            vec![("FAIRTREAT_AUTH_FAILURE_LIMIT", "1000001")],
+            "--auth-failure-limit",
+        ),
+        (
+            vec!["serve", "--auth-failure-window-secs", "0"],
+            vec![],
+            "--auth-failure-window-secs",
+        ),
+        (
+            vec![],
+            vec![("FAIRTREAT_AUTH_FAILURE_WINDOW_SECS", "86401")],
+            "--auth-failure-window-secs",
         ),
     ] {
         let mut envs = envs;

@@ -35,16 +35,31 @@ impl TestApp {
     }
 
     pub async fn with_policy(policy: Policy) -> TestApp {
-        Self::build(policy, None).await
+        Self::build(policy, Default::default()).await
     }
 
     /// As [`TestApp::start`], shedding decisions while a worker is more than
     /// `limit` behind (`serve --shed-after-ms`; off in the other test apps).
     pub async fn shedding_after(limit: std::time::Duration) -> TestApp {
-        Self::build(Policy::bundled(), Some(limit)).await
+        let opts = fairtreat::http::ServerOptions {
+            shed_after: Some(limit),
+            ..Default::default()
+        };
+        Self::build(Policy::bundled(), opts).await
     }
 
-    async fn build(policy: Policy, shed_after: Option<std::time::Duration>) -> TestApp {
+    /// As [`TestApp::start`], refusing an address's admin calls after
+    /// `limit` failed authentications within `window` (`serve
+    /// --auth-failure-limit`; off in the other test apps).
+    pub async fn throttling_auth(limit: u32, window: std::time::Duration) -> TestApp {
+        let opts = fairtreat::http::ServerOptions {
+            auth_failures: Some((limit, window)),
+            ..Default::default()
+        };
+        Self::build(Policy::bundled(), opts).await
+    }
+
+    async fn build(policy: Policy, opts: fairtreat::http::ServerOptions) -> TestApp {
         let store = Arc::new(MemoryStore::new());
         let clock = ManualClock::new(datetime!(2026-11-20 12:00 UTC));
         let service = Arc::new(DecisionService::new(
@@ -64,7 +79,7 @@ impl TestApp {
                     .with_key("marketer", MARKETER_KEY, &[Scope::PolicyWrite]);
                 let opts = fairtreat::http::ServerOptions {
                     workers: Some(2),
-                    shed_after,
+                    ..opts
                 };
                 let (server, addr) = fairtreat::http::start_with(svc, admin, "127.0.0.1:0", opts)
                     .expect("bind port 0");
