@@ -44,8 +44,10 @@ machine() { head -1 /proc/stat; }
 # whole run) is printed beside it: for a batch of 100, whose answers take
 # 150-250 ms, it counts none in the first round trip and drops the work in
 # flight at the end (2-4 % of a 5-second run); a single call takes 3 ms.
-# Writes both rates to OUT. Fails on any wrk error or non-2xx answer (a
-# shed request is not a decision).
+# Writes both rates to OUT. A socket error fails the run; non-2xx answers
+# are named in the row's label (on a busy machine a worker descheduled for
+# 100 ms sheds a few with 503: they are not decisions, and the server's
+# counter does not count them).
 run() {
   local label=$1 port=$2 spid=$3 rpid=$4 path=$5 batch=$6 out=$7
   local s0 s1 r0=0 r1=0 m0 m1 c0 c1 t0 t1 wpid
@@ -64,8 +66,11 @@ run() {
 import sys
 label, line, batch, c0, c1, t0, t1, s0, s1, r0, r1, m0, m1, hz, out = sys.argv[1:]
 f = dict(kv.split("=") for kv in line.split()[1:])
-if int(f["errors"]) or int(f["non2xx_status"]):
-    sys.exit(f"{label}: wrk saw {f['errors']} errors and {f['non2xx_status']} non-2xx answers")
+non2xx = int(f["non2xx_status"])
+if int(f["errors"]) > non2xx:
+    sys.exit(f"{label}: wrk saw {f['errors']} errors, {non2xx} of them non-2xx answers")
+if non2xx:
+    label += f" ({non2xx} answers not 2xx)"
 wrk_rate = int(f["requests"]) * max(int(batch), 1) / (int(f["duration_us"]) / 1e6)
 decisions = int(c1) - int(c0)
 rate = decisions / ((int(t1) - int(t0)) / 1e9)

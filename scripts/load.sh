@@ -74,8 +74,8 @@ scratch
 
 # wrk_run URL SCRIPT [BATCH [CONNECTIONS [SECONDS [PORT]]]]: prints
 # "per_second p50_ms p99_ms p999_ms errors wrk_per_second": requests/s, or
-# decisions/s with a BATCH; errors are wrk's socket errors plus non-2xx
-# answers (a shed request is not a decision). With the server's PORT, wrk
+# decisions/s with a BATCH; errors are wrk's socket errors and non-2xx
+# answers (scripts/load/decisions.lua counts both). With the server's PORT, wrk
 # runs SETTLE seconds longer at each end and per_second is the steady-state
 # rate, from the server's decision counter over the middle SECONDS: wrk's
 # own figure (the last field) counts no batch in its first round trip and
@@ -102,8 +102,7 @@ f = dict(kv.split("=") for kv in line.split()[1:])
 wrk_rate = int(f["requests"]) * max(int(batch), 1) / (int(f["duration_us"]) / 1e6)
 rate = (int(c1) - int(c0)) / ((int(t1) - int(t0)) / 1e9) if int(t1) else wrk_rate
 ms = lambda k: int(f[k]) / 1000
-errors = int(f["errors"]) + int(f["non2xx_status"])
-print(f'{rate:.0f} {ms("p50_us"):.2f} {ms("p99_us"):.2f} {ms("p999_us"):.2f} {errors} {wrk_rate:.0f}')
+print(f'{rate:.0f} {ms("p50_us"):.2f} {ms("p99_us"):.2f} {ms("p999_us"):.2f} {f["errors"]} {wrk_rate:.0f}')
 PY
 }
 
