@@ -146,19 +146,19 @@ patched = []
 
 # Canary: scripts/advisories.sh checks that the check can fail
 EOF
-  canary cargo-deny deny_advisories "$work/canary" || status=1
-  canary cargo-audit audit_advisories "$work/canary/$DB_DIR_NAME" Cargo.lock || status=1
+  canary cargo-deny "$work/canary-deny.log" deny_advisories "$work/canary" || status=1
+  canary cargo-audit "$work/canary-audit.log" \
+    audit_advisories "$work/canary/$DB_DIR_NAME" Cargo.lock || status=1
   return "$status"
 }
 
-# canary TOOL CHECK ARGS...: CHECK ARGS (run on the canary database) must
-# fail and name the canary advisory.
+# canary TOOL LOG CHECK ARGS...: CHECK ARGS (run on the canary database)
+# must fail and name the canary advisory; its output goes to LOG. (No trap
+# here: a RETURN trap is global and would replace check's, which removes
+# the work directory.)
 canary() {
-  local tool=$1 log
-  shift
-  log=$(mktemp)
-  # shellcheck disable=SC2064 # expand now: log is local
-  trap "rm -f '$log'" RETURN
+  local tool=$1 log=$2
+  shift 2
   if "$@" >"$log" 2>&1; then
     echo "advisories: CANARY NOT CAUGHT by $tool: a made-up advisory against serde passed the check" >&2
     return 1
