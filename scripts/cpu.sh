@@ -43,7 +43,7 @@ machine() { head -1 /proc/stat; }
 # /proc at both ends of it. wrk's own figure (answered requests over the
 # whole run) is printed beside it: for a batch of 100, whose answers take
 # 150-250 ms, it counts none in the first round trip and drops the work in
-# flight at the end (2-4 % of a 5-second run); a single call takes 3 ms.
+# flight at the end (2-8 % of a 5-second run here); a single call takes 3 ms.
 # Writes both rates to OUT. A socket error fails the run; non-2xx answers
 # are named in the row's label (on a busy machine a worker descheduled for
 # 100 ms sheds a few with 503: they are not decisions, and the server's
