@@ -96,12 +96,13 @@ print(f"{bad:.0f} of {total:.0f}")'
 }
 
 # decided PORT: the decisions the server has made so far (new ones, not
-# replays; degraded or not), from /metrics. Sampled at both ends of an
-# interval inside a run, it gives the steady-state rate, which the client's
-# count over its whole run does not for requests that take long.
+# replays; degraded or not): the total of `degraded`. Sampled at both ends
+# of an interval inside a run, it gives the steady-state rate, which the
+# client's count over its whole run does not for requests that take long.
 decided() {
-  curl -sf "http://127.0.0.1:$1/metrics" |
-    awk '/^fairtreat_decisions_total\{/ { n += $NF } END { printf "%d\n", n }'
+  local counts
+  counts=$(degraded "$1")
+  echo "${counts##* of }"
 }
 
 # oha_fixed PORT RATE SECONDS SEED [LINES]: POST /v1/decisions at a fixed
