@@ -25,7 +25,8 @@ use crate::domain::validation::{InteractionId, ValidationError};
 use crate::domain::window::{cells_for, WindowStats};
 use crate::model::shadow::Shadow;
 use crate::store::{
-    body_hash, BodyHash, Commit, CommitOutcome, GrantRequest, ShadowChoice, Store, StoreError,
+    body_hash, BodyHash, Commit, CommitOutcome, GrantRequest, Refusals, RefusedBy, ShadowChoice,
+    Store, StoreError,
 };
 
 /// The models a decision uses, loaded together and versioned together.
@@ -484,7 +485,7 @@ impl DecisionService {
         &self,
         input: &InteractionInput,
         interaction: Interaction,
-        policy: &Policy,
+        policy: &Arc<Policy>,
         models: &Models,
         now: OffsetDateTime,
         stats: &WindowStats,
@@ -516,17 +517,20 @@ impl DecisionService {
         // What-if replays need a time for every interaction.
         let mut recorded = input.clone();
         recorded.occurred_at.get_or_insert(now);
-        // Without a gesture there is nothing to refuse: every answer is the
-        // granted one (rendering a refusal would give the same decision), so
-        // render once.
         let granted = plan.render(policy, &stamp, None);
-        let (refused_by_cap, refused_by_budget) = if grant.is_some() {
-            (
-                plan.render(policy, &stamp, Some(Refusal::PerCustomerCap)),
-                plan.render(policy, &stamp, Some(Refusal::Budget)),
-            )
-        } else {
-            (granted.clone(), granted.clone())
+        // The refusals are rendered when a store may record one: never
+        // without a gesture, and in the embedded store only the one it
+        // picks.
+        let plan = Arc::new(plan);
+        let refusals = {
+            let (plan, policy, stamp) = (plan.clone(), policy.clone(), stamp.clone());
+            Refusals::new(move |why| {
+                let refusal = match why {
+                    RefusedBy::Cap => Refusal::PerCustomerCap,
+                    RefusedBy::Budget => Refusal::Budget,
+                };
+                plan.render(&policy, &stamp, Some(refusal))
+            })
         };
         let commit = Commit {
             interaction_id: interaction.id.clone(),
@@ -544,9 +548,8 @@ impl DecisionService {
             input: recorded,
             input_json: canonical,
             grant,
-            refused_by_cap,
-            refused_by_budget,
             granted,
+            refusals,
             shadow,
         };
         let pending = Pending {
@@ -571,7 +574,7 @@ impl DecisionService {
 
 /// A planned decision waiting for its commit's outcome.
 struct Pending {
-    plan: decide::Plan,
+    plan: Arc<decide::Plan>,
     stamp: Stamp,
     interaction_id: InteractionId,
 }

@@ -40,8 +40,8 @@ use super::journal::{
     read_located_entries, DecisionEntry, Entry, Journal, JournalConfig, JournalError, Location,
 };
 use super::{
-    BodyHash, Commit, CommitOutcome, FeedbackOutcome, LoggedDecision, Spend, Store, StoreError,
-    DECISION_LOG_KEPT, FEEDBACK_HORIZON, IDEMPOTENCY_TTL, POLICY_HISTORY_KEPT,
+    BodyHash, Commit, CommitOutcome, FeedbackOutcome, LoggedDecision, RefusedBy, Spend, Store,
+    StoreError, DECISION_LOG_KEPT, FEEDBACK_HORIZON, IDEMPOTENCY_TTL, POLICY_HISTORY_KEPT,
     RECENT_INTERACTIONS_KEPT,
 };
 use crate::domain::decision::Decision;
@@ -669,12 +669,15 @@ enum Answer {
     RefusedByBudget,
 }
 
-/// The journal entry recording `answer` for `c`, and that answer.
+/// The journal entry recording `answer` for `c`, and that answer. A
+/// refusal is rendered here, under the lock, and only when it is the answer
+/// (about a microsecond; rendering both for every gesture beforehand cost
+/// more than that outside it).
 fn decision_entry(c: Commit, answer: Answer, granted_value: Option<f64>) -> (Entry, Decision) {
     let decision = match answer {
         Answer::Granted => c.granted,
-        Answer::RefusedByCap => c.refused_by_cap,
-        Answer::RefusedByBudget => c.refused_by_budget,
+        Answer::RefusedByCap => c.refusals.render(RefusedBy::Cap),
+        Answer::RefusedByBudget => c.refusals.render(RefusedBy::Budget),
     };
     let entry = Entry::Decision(Box::new(DecisionEntry {
         at: c.now,

@@ -4,11 +4,18 @@
 //! The trait is shaped for atomicity: a decision's whole state change
 //! (idempotency check, per-customer cap, daily budget, ledger, window
 //! counters, stored response) is **one** call, [`Store::commit`], never a read
-//! followed by a write. The caller hands over every possible answer (granted,
-//! refused by the cap, refused by the budget) already rendered, and the store
-//! picks one under its lock (or inside one Lua script), records it and
-//! returns it. That is what makes "never a second grant" and "never
-//! overspent" hold under concurrency and across replicas.
+//! followed by a write. The caller hands over every possible answer (the
+//! granted one rendered, the refusals by the cap and by the budget as
+//! [`Refusals`], rendered on demand), and the store picks one under its lock
+//! (or inside one Lua script), records it and returns it. That is what
+//! makes "never a second grant" and "never overspent" hold under
+//! concurrency and across replicas.
+//!
+//! Refusals are rendered on demand because most commits never record one:
+//! the embedded store renders a refusal only when it picks it, which took
+//! about 2 µs off each decision (`scripts/cpu.sh`, BENCHMARKS.md session
+//! 15). The Redis store's script picks inside Redis, so it renders both
+//! refusals of a gesture up front and sends all three answers.
 
 pub mod journal;
 pub mod memory;
@@ -69,13 +76,44 @@ pub struct Commit {
     pub grant: Option<GrantRequest>,
     /// The answer when the gesture is granted (or none was requested).
     pub granted: Decision,
-    /// The answer when the per-customer cap refuses the gesture.
-    pub refused_by_cap: Decision,
-    /// The answer when the daily budget refuses the gesture.
-    pub refused_by_budget: Decision,
+    /// The answers when the per-customer cap or the daily budget refuses
+    /// the gesture, rendered when a store picks one (never without a
+    /// gesture: nothing can be refused then).
+    pub refusals: Refusals,
     /// What the shadow model would have done, if one is attached: logged
     /// beside the decision, never part of what the client receives.
     pub shadow: Option<ShadowChoice>,
+}
+
+/// Why a store refused a commit's gesture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusedBy {
+    /// The per-customer cap (perks or value in the cap window).
+    Cap,
+    /// The daily budget.
+    Budget,
+}
+
+/// Renders a commit's answer for a refusal. A store calls it at most once
+/// per refusal it records (the Redis store may also render the budget's
+/// refusal ahead, when it knows the day's pool is dry).
+#[derive(Clone)]
+pub struct Refusals(Arc<dyn Fn(RefusedBy) -> Decision + Send + Sync>);
+
+impl Refusals {
+    pub fn new(render: impl Fn(RefusedBy) -> Decision + Send + Sync + 'static) -> Self {
+        Self(Arc::new(render))
+    }
+
+    pub fn render(&self, why: RefusedBy) -> Decision {
+        (self.0)(why)
+    }
+}
+
+impl std::fmt::Debug for Refusals {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Refusals(rendered on demand)")
+    }
 }
 
 /// Appends to `out` the JSON of `input`, made from `json`, the JSON of the

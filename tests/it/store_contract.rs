@@ -9,6 +9,7 @@
 //! a property test over random operation sequences (TESTPLAN C4).
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use fairtreat::domain::decision::Decision;
@@ -19,8 +20,8 @@ use fairtreat::domain::validation::{CustomerId, InteractionId};
 use fairtreat::domain::window::{bucket_of, Cell, Counts, SeverityBand, WindowStats};
 use fairtreat::store::memory::MemoryStore;
 use fairtreat::store::{
-    body_hash, ActionProbability, Commit, CommitOutcome, FeedbackOutcome, GrantRequest,
-    ShadowChoice, Store, FEEDBACK_HORIZON, IDEMPOTENCY_TTL,
+    body_hash, ActionProbability, Commit, CommitOutcome, FeedbackOutcome, GrantRequest, Refusals,
+    RefusedBy, ShadowChoice, Store, FEEDBACK_HORIZON, IDEMPOTENCY_TTL,
 };
 use serde_json::json;
 use time::macros::datetime;
@@ -177,8 +178,10 @@ impl Op {
                 daily_budget: self.daily,
             }),
             granted,
-            refused_by_cap: cap,
-            refused_by_budget: budget,
+            refusals: Refusals::new(move |why| match why {
+                RefusedBy::Cap => cap.clone(),
+                RefusedBy::Budget => budget.clone(),
+            }),
             shadow: None,
         }
     }
@@ -219,6 +222,16 @@ fn seen(out: &CommitOutcome) -> Seen {
             }
         }
     }
+}
+
+/// What each commit of one [`Store::commit_all`] did.
+async fn seen_batch(store: &dyn Store, commits: Vec<Commit>) -> Vec<Seen> {
+    store
+        .commit_all(commits)
+        .await
+        .iter()
+        .map(|out| seen(out.as_ref().expect("commit")))
+        .collect()
 }
 
 async fn run(s: &Subject, op: &Op) -> CommitOutcome {
@@ -423,13 +436,7 @@ pub async fn a_batch_across_midnight_spends_each_days_own_budget(s: Subject) {
             op
         })
         .collect();
-    let seen_all: Vec<Seen> = s
-        .store
-        .commit_all(ops.iter().map(Op::commit).collect())
-        .await
-        .iter()
-        .map(|out| seen(out.as_ref().expect("commit")))
-        .collect();
+    let seen_all = seen_batch(&*s.store, ops.iter().map(Op::commit).collect()).await;
     assert_eq!(
         seen_all,
         [
@@ -735,6 +742,66 @@ pub async fn a_refusal_is_recorded_and_replayed_like_a_grant(s: Subject) {
     refused.at = T0 + Duration::hours(30);
     assert_eq!(run(&s, &refused).await, CommitOutcome::Replayed(d));
     assert_eq!(s.store.spend(T0).await.unwrap().grants, 1);
+}
+
+/// `op`'s commit, counting how often the store renders each refusal
+/// (`[cap, budget]`).
+fn counted(op: &Op) -> (Commit, Arc<[AtomicUsize; 2]>) {
+    let mut c = op.commit();
+    let counts = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0)]);
+    let (inner, n) = (c.refusals.clone(), counts.clone());
+    c.refusals = Refusals::new(move |why| {
+        let k = match why {
+            RefusedBy::Cap => 0,
+            RefusedBy::Budget => 1,
+        };
+        n[k].fetch_add(1, Ordering::SeqCst);
+        inner.render(why)
+    });
+    (c, counts)
+}
+
+fn renders(counts: &[AtomicUsize; 2]) -> [usize; 2] {
+    [0, 1].map(|k| counts[k].load(Ordering::SeqCst))
+}
+
+/// Refusals are rendered on demand: never for a commit without a gesture,
+/// at most once each, and the one recorded is the one returned. (The
+/// embedded store renders only the refusal it records; see
+/// `the_embedded_store_renders_only_the_refusal_it_records`.)
+pub async fn refusals_are_rendered_at_most_once_and_never_without_a_gesture(s: Subject) {
+    let mk = |iid: &str, cid: &str, gesture| {
+        let mut op = Op::new(iid, cid, T0, gesture);
+        op.caps = caps(1, 30, 100.0);
+        op.daily = 50.0;
+        op
+    };
+    let cases = [
+        (mk("r-1", "c-1", None), Seen::NoGesture),
+        (mk("r-2", "c-1", Some(30.0)), Seen::Granted(30.0)),
+        (mk("r-3", "c-1", Some(10.0)), Seen::RefusedByCap),
+        (mk("r-4", "c-2", Some(30.0)), Seen::RefusedByBudget),
+        (mk("r-5", "c-3", None), Seen::NoGesture),
+    ];
+    for (op, expected) in &cases {
+        let (commit, counts) = counted(op);
+        let out = s.store.commit(commit).await.expect("commit");
+        assert_eq!(seen(&out), *expected, "{}", op.iid);
+        let [cap, budget] = renders(&counts);
+        assert!(
+            cap <= 1 && budget <= 1,
+            "{}: rendered {cap} and {budget} times",
+            op.iid
+        );
+        if op.gesture.is_none() {
+            assert_eq!((cap, budget), (0, 0), "{}: nothing to refuse", op.iid);
+        }
+        match expected {
+            Seen::RefusedByCap => assert_eq!(cap, 1, "{}", op.iid),
+            Seen::RefusedByBudget => assert_eq!(budget, 1, "{}", op.iid),
+            _ => {}
+        }
+    }
 }
 
 pub async fn an_empty_store_accepts_the_first_policy_change_whatever_it_is_based_on(s: Subject) {
@@ -1138,6 +1205,7 @@ contract_for_every_store!(
         recent_interactions_come_newest_first_since_the_given_time_up_to_the_limit,
         every_recorded_decision_can_be_found_by_its_id_and_unknown_ids_are_none,
         a_refusal_is_recorded_and_replayed_like_a_grant,
+        refusals_are_rendered_at_most_once_and_never_without_a_gesture,
         feedback_is_recorded_once_an_identical_retry_replays_and_another_report_conflicts,
         the_decision_log_joins_each_decision_with_its_feedback_oldest_first,
         feedback_is_accepted_up_to_the_horizon_and_refused_after_it,
@@ -1168,4 +1236,39 @@ async fn subject_for(kind: &str) -> Subject {
         }
         other => subject(other, true).await,
     }
+}
+
+/// The embedded store decides under its lock, in process: it renders a
+/// refusal only when it records it, one commit or a batch.
+#[tokio::test]
+async fn the_embedded_store_renders_only_the_refusal_it_records() {
+    let store = MemoryStore::new();
+    store.seed_policy(&Policy::bundled(), T0).await.unwrap();
+    let mk = |iid: &str, cid: &str| {
+        let mut op = Op::new(iid, cid, T0, Some(30.0));
+        op.caps = caps(1, 30, 100.0);
+        op.daily = 50.0;
+        op
+    };
+    let ops = [
+        mk("e-1", "c-1"),
+        mk("e-2", "c-1"),
+        mk("e-3", "c-2"),
+        mk("e-4", "c-3"),
+    ];
+    let (one, one_counts) = counted(&ops[0]);
+    assert_eq!(seen(&store.commit(one).await.unwrap()), Seen::Granted(30.0));
+    assert_eq!(renders(&one_counts), [0, 0], "a grant renders no refusal");
+    let (commits, counts): (Vec<Commit>, Vec<_>) = ops[1..].iter().map(counted).unzip();
+    let seen_all = seen_batch(&store, commits).await;
+    assert_eq!(
+        seen_all,
+        [
+            Seen::RefusedByCap,
+            Seen::RefusedByBudget,
+            Seen::RefusedByBudget
+        ]
+    );
+    let rendered: Vec<[usize; 2]> = counts.iter().map(|c| renders(c)).collect();
+    assert_eq!(rendered, [[1, 0], [0, 1], [0, 1]]);
 }
