@@ -1,7 +1,7 @@
 //! The decision service: one interaction in, one recorded decision out.
 //!
 //! This is the only place that sequences the pure core and the store: read
-//! the window snapshot, plan, render every possible answer, commit once. It
+//! the window snapshot, plan, render the answer (refusals on demand), commit once. It
 //! knows nothing about HTTP, so the CLI, the batch endpoint and tests use it
 //! directly. The active policy and models are swapped atomically (`ArcSwap`):
 //! a request keeps the versions it started with.
@@ -478,9 +478,9 @@ impl DecisionService {
         }
     }
 
-    /// Plans one interaction and renders every answer the store may pick:
-    /// the commit to hand to the store, and what is needed to settle its
-    /// outcome.
+    /// Plans one interaction and renders its answer, with the refusals
+    /// the store may pick rendered on demand: the commit to hand to the
+    /// store, and what is needed to settle its outcome.
     fn prepare(
         &self,
         input: &InteractionInput,

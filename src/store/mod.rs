@@ -54,7 +54,7 @@ pub struct GrantRequest {
     pub daily_budget: f64,
 }
 
-/// Everything one decision changes, with every possible answer.
+/// Everything one decision changes, with every answer it may record.
 #[derive(Debug, Clone)]
 pub struct Commit {
     pub interaction_id: InteractionId,
