@@ -1,9 +1,9 @@
 //! The decision service: one interaction in, one recorded decision out.
 //!
 //! This is the only place that sequences the pure core and the store: read
-//! the window snapshot, plan, render the answer (refusals on demand), commit once. It
-//! knows nothing about HTTP, so the CLI, the batch endpoint and tests use it
-//! directly. The active policy and models are swapped atomically (`ArcSwap`):
+//! the window snapshot, plan, render the answer (the refusals on demand),
+//! commit once. It knows nothing about HTTP, so the CLI, the batch endpoint
+//! and tests use it directly. The active policy and models are swapped atomically (`ArcSwap`):
 //! a request keeps the versions it started with.
 
 use std::sync::Arc;
