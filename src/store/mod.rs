@@ -12,10 +12,11 @@
 //! concurrency and across replicas.
 //!
 //! Refusals are rendered on demand because most commits never record one:
-//! the embedded store renders a refusal only when it picks it, which took
-//! about 2 µs off each decision (`scripts/cpu.sh`, BENCHMARKS.md session
-//! 15). The Redis store's script picks inside Redis, so it renders both
-//! refusals of a gesture up front and sends all three answers.
+//! the embedded store renders a refusal only when it picks it, and no store
+//! renders one for a commit without a gesture (about 1.2 % of a decision's
+//! instructions, counted with callgrind: BENCHMARKS.md, session 15). The
+//! Redis store's script picks inside Redis, so it renders both refusals of
+//! a gesture up front and sends all three answers.
 
 pub mod journal;
 pub mod memory;
@@ -95,8 +96,8 @@ pub enum RefusedBy {
 }
 
 /// Renders a commit's answer for a refusal. A store calls it at most once
-/// per refusal it records (the Redis store may also render the budget's
-/// refusal ahead, when it knows the day's pool is dry).
+/// per refusal: the embedded store for the one it records, the Redis store
+/// for both of a gesture (its script picks among the answers it is sent).
 #[derive(Clone)]
 pub struct Refusals(Arc<dyn Fn(RefusedBy) -> Decision + Send + Sync>);
 
