@@ -672,7 +672,7 @@ enum Answer {
 /// The journal entry recording `answer` for `c`, and that answer. A
 /// refusal is rendered here, under the lock, only when it is the answer: a
 /// render is about a microsecond, and rendering both refusals of every
-/// gesture beforehand was work for answers mostly never given.
+/// gesture beforehand always rendered at least one that was never given.
 fn decision_entry(c: Commit, answer: Answer, granted_value: Option<f64>) -> (Entry, Decision) {
     let decision = match answer {
         Answer::Granted => c.granted,
