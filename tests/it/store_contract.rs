@@ -766,7 +766,7 @@ fn renders(counts: &[AtomicUsize; 2]) -> [usize; 2] {
 }
 
 /// Refusals are rendered on demand: never for a commit without a gesture,
-/// at most once each, and the one recorded is the one returned. (The
+/// at most once each, and the refusal recorded is one rendered. (The
 /// embedded store renders only the refusal it records; see
 /// `the_embedded_store_renders_only_the_refusal_it_records`.)
 pub async fn refusals_are_rendered_at_most_once_and_never_without_a_gesture(s: Subject) {
