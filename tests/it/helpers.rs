@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use fairtreat::clock::ManualClock;
+use fairtreat::clock::{Clock, ManualClock};
 use fairtreat::domain::policy::Policy;
 use fairtreat::http::auth::{AdminKeys, Scope};
 use fairtreat::service::{DecisionService, Models};
@@ -39,13 +39,19 @@ impl TestApp {
     }
 
     /// As [`TestApp::start`], shedding decisions while a worker is more than
-    /// `limit` behind (`serve --shed-after-ms`; off in the other test apps).
-    pub async fn shedding_after(limit: std::time::Duration) -> TestApp {
+    /// `limit` behind (`serve --shed-after-ms`; off in the other test apps,
+    /// `None` here too), the service reading the time through `wrap(clock)`
+    /// (the app's manual clock): a clock that blocks its caller holds up a
+    /// worker as a real overload does.
+    pub async fn with_service_clock(
+        limit: Option<std::time::Duration>,
+        wrap: impl FnOnce(ManualClock) -> Arc<dyn Clock>,
+    ) -> TestApp {
         let opts = fairtreat::http::ServerOptions {
-            shed_after: Some(limit),
+            shed_after: limit,
             ..Default::default()
         };
-        Self::build(Policy::bundled(), opts).await
+        Self::build_with(Policy::bundled(), opts, wrap).await
     }
 
     /// As [`TestApp::start`], refusing an address's admin calls after
@@ -60,13 +66,21 @@ impl TestApp {
     }
 
     async fn build(policy: Policy, opts: fairtreat::http::ServerOptions) -> TestApp {
+        Self::build_with(policy, opts, |clock| Arc::new(clock)).await
+    }
+
+    async fn build_with(
+        policy: Policy,
+        opts: fairtreat::http::ServerOptions,
+        wrap: impl FnOnce(ManualClock) -> Arc<dyn Clock>,
+    ) -> TestApp {
         let store = Arc::new(MemoryStore::new());
         let clock = ManualClock::new(datetime!(2026-11-20 12:00 UTC));
         let service = Arc::new(DecisionService::new(
             policy,
             Models::bundled(),
             store.clone(),
-            Arc::new(clock.clone()),
+            wrap(clock.clone()),
         ));
         // The server runs on its own thread and actix System, so tests may
         // block on requests (property tests) without starving it.
