@@ -89,42 +89,29 @@ async fn burst_at_a_stalled_worker(
 ) -> Vec<(u16, Option<String>, Value)> {
     raise_open_files_limit(4 * BURST as u64);
     stall.arm();
-    let stalled = {
-        let client = app.client.clone();
-        let url = app.url("/v1/decisions");
-        tokio::spawn(async move {
-            let resp = client
-                .post(url)
-                .json(&interaction_for(BURST))
-                .send()
-                .await
-                .unwrap();
-            (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
-        })
-    };
+    let stalled = tokio::spawn(decide(app.client.clone(), app.url("/v1/decisions"), BURST));
     stall.started().await;
-    let calls = (0..BURST).map(|n| {
-        let client = app.client.clone();
-        let url = app.url("/v1/decisions");
-        async move {
-            let resp = client
-                .post(url)
-                .json(&interaction_for(n))
-                .send()
-                .await
-                .unwrap();
-            let status = resp.status().as_u16();
-            let retry = resp
-                .headers()
-                .get("retry-after")
-                .map(|v| v.to_str().unwrap().to_string());
-            (status, retry, resp.json::<Value>().await.unwrap())
-        }
-    });
+    let calls = (0..BURST).map(|n| decide(app.client.clone(), app.url("/v1/decisions"), n));
     let answers = futures_util::future::join_all(calls).await;
-    let (status, d) = stalled.await.unwrap();
+    let (status, _, d) = stalled.await.unwrap();
     assert_eq!(status, 200, "the stalling decision: {d}");
     answers
+}
+
+/// Posts interaction `n` to `url`: (status, Retry-After, body).
+async fn decide(client: reqwest::Client, url: String, n: usize) -> (u16, Option<String>, Value) {
+    let resp = client
+        .post(url)
+        .json(&interaction_for(n))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let retry = resp
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_string());
+    (status, retry, resp.json::<Value>().await.unwrap())
 }
 
 #[actix_web::test]
