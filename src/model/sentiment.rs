@@ -826,9 +826,8 @@ struct NaiveBayes {
 /// bigrams), so it is laid out for the cache: the table holds only the
 /// rows, 4 bytes each, and the terms' text sits back to back in one
 /// string, read only to confirm a match. A `HashMap<String, u32>` of the
-/// 45,404 terms took 32 bytes a slot and one allocation a term; the table
-/// alone outgrew the core's cache, and each known term cost a miss on its
-/// slot and another on its text.
+/// 45,404 terms took 32 bytes a slot and one allocation a term: 2 MB more
+/// resident, and scoring long texts 4 % slower (BENCHMARKS.md, session 16).
 #[derive(Debug, Clone)]
 struct TermIndex {
     rows: hashbrown::HashTable<u32>,
