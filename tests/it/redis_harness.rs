@@ -114,6 +114,34 @@ fn raw(port: u16, password: Option<&str>, cmd: &str) -> std::io::Result<String> 
     Ok(line)
 }
 
+/// Whether the `redis-server` answering on `port` is process `pid`: a port
+/// checked free can be taken by another test's server before ours binds it
+/// (ours then exits), and that one answers `PING` just as well.
+fn serves(port: u16, password: Option<&str>, pid: u32) -> bool {
+    let info = || -> std::io::Result<String> {
+        let mut s = TcpStream::connect(("127.0.0.1", port))?;
+        s.set_read_timeout(Some(Duration::from_millis(500)))?;
+        let mut r = BufReader::new(s.try_clone()?);
+        let mut line = String::new();
+        if let Some(p) = password {
+            s.write_all(format!("AUTH {p}\r\n").as_bytes())?;
+            r.read_line(&mut line)?;
+            line.clear();
+        }
+        s.write_all(b"INFO server\r\n")?;
+        r.read_line(&mut line)?;
+        let len: usize = line
+            .trim()
+            .strip_prefix('$')
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| std::io::Error::other(format!("not a bulk reply: {line:?}")))?;
+        let mut body = vec![0; len];
+        r.read_exact(&mut body)?;
+        Ok(String::from_utf8_lossy(&body).into_owned())
+    };
+    info().is_ok_and(|i| i.contains(&format!("process_id:{pid}\r\n")))
+}
+
 /// How to start a `redis-server`.
 #[derive(Clone, Default)]
 pub struct RedisOptions {
@@ -189,9 +217,7 @@ impl RedisServer {
             if let Ok(Some(_)) = self.child.try_wait() {
                 return false;
             }
-            if raw(self.port, self.opts.password.as_deref(), "PING")
-                .is_ok_and(|l| l.starts_with("+PONG"))
-            {
+            if serves(self.port, self.opts.password.as_deref(), self.child.id()) {
                 return true;
             }
             std::thread::sleep(Duration::from_millis(10));
@@ -299,41 +325,45 @@ impl RedisCluster {
         require("redis-cli");
         let dir = temp_dir("cluster");
         let count = 3 * (1 + replicas);
-        let base = (0..200)
+        // Candidate bases whose ports (and bus ports, +10000) are free now;
+        // another test may still take one before a node binds it, so a base
+        // whose nodes do not all come up as ours is dropped for the next.
+        let mut bases = (0..200)
             .map(|i| 20_000 + ((std::process::id() as u16 % 500) * 40 + i * 7) % 25_000)
-            .find(|p| (0..count).all(|i| port_free(p + i) && port_free(p + i + 10_000)))
-            .expect("free port pairs below 55535");
-        let ports: Vec<u16> = (0..count).map(|i| base + i).collect();
-        let mut nodes = Vec::new();
-        for p in &ports {
-            let d = dir.join(p.to_string());
-            std::fs::create_dir_all(&d).unwrap();
-            let child = Command::new("redis-server")
-                .arg("--port")
-                .arg(p.to_string())
-                .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-                .args(["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"])
-                .arg("--cluster-config-file")
-                .arg(d.join("nodes.conf"))
-                .arg("--dir")
-                .arg(&d)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("redis-server runs");
-            let dog = watchdog(child.id());
-            nodes.push((child, dog));
-        }
+            .filter(|p| (0..count).all(|i| port_free(p + i) && port_free(p + i + 10_000)));
         let start = Instant::now();
-        for p in &ports {
-            while !raw(*p, None, "PING").is_ok_and(|l| l.starts_with("+PONG")) {
-                assert!(
-                    start.elapsed() < Duration::from_secs(10),
-                    "node {p} did not start"
-                );
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        }
+        let (ports, nodes) = (0..5)
+            .find_map(|_| {
+                let base = bases.next().expect("free port pairs below 55535");
+                let ports: Vec<u16> = (0..count).map(|i| base + i).collect();
+                let mut nodes: Vec<(Child, Child)> = ports
+                    .iter()
+                    .map(|p| Self::spawn_node(*p, &dir.join(p.to_string())))
+                    .collect();
+                if ports.iter().zip(&mut nodes).all(|(p, (c, _))| {
+                    let up = Instant::now();
+                    while up.elapsed() < Duration::from_secs(10) {
+                        if matches!(c.try_wait(), Ok(Some(_))) {
+                            return false;
+                        }
+                        if serves(*p, None, c.id()) {
+                            return true;
+                        }
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    false
+                }) {
+                    return Some((ports, nodes));
+                }
+                for (mut c, mut d) in nodes {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                    let _ = d.kill();
+                    let _ = d.wait();
+                }
+                None
+            })
+            .expect("a cluster's nodes on free ports (5 attempts)");
         let mut args: Vec<String> = vec!["--cluster".into(), "create".into()];
         args.extend(ports.iter().map(|p| format!("127.0.0.1:{p}")));
         args.extend(["--cluster-replicas".to_string(), replicas.to_string()]);
@@ -377,6 +407,26 @@ impl RedisCluster {
             }
         }
         Self { nodes, ports, dir }
+    }
+
+    /// One cluster node on `port`, its files in `dir`.
+    fn spawn_node(port: u16, dir: &PathBuf) -> (Child, Child) {
+        std::fs::create_dir_all(dir).unwrap();
+        let child = Command::new("redis-server")
+            .arg("--port")
+            .arg(port.to_string())
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"])
+            .arg("--cluster-config-file")
+            .arg(dir.join("nodes.conf"))
+            .arg("--dir")
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server runs");
+        let dog = watchdog(child.id());
+        (child, dog)
     }
 
     /// The ports of the nodes that are primaries now, as `node` sees it.
@@ -742,4 +792,28 @@ pub fn policy_file(edit: impl FnOnce(&mut toml::Table)) -> PathBuf {
 pub async fn heavy() -> tokio::sync::MutexGuard<'static, ()> {
     static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     HEAVY.lock().await
+}
+
+#[test]
+fn a_server_is_known_by_its_process_not_by_whoever_answers_on_its_port() {
+    let a = RedisServer::start_with(RedisOptions {
+        password: Some("harness-pw".into()),
+        ..RedisOptions::default()
+    });
+    assert!(serves(a.port, Some("harness-pw"), a.pid()));
+    assert!(!serves(a.port, Some("harness-pw"), a.pid() + 1));
+    // A second server told to take `a`'s port cannot bind it and exits,
+    // while `a` answers there: it must not be taken for the second one.
+    let opts = a.opts.clone();
+    let dir = temp_dir("redis");
+    let (child, dog) = RedisServer::spawn(a.port, &dir, &opts, &[]);
+    let mut b = RedisServer {
+        child,
+        dog,
+        port: a.port,
+        dir,
+        opts,
+    };
+    assert!(!b.wait_ready(Duration::from_secs(5)));
+    assert!(serves(a.port, Some("harness-pw"), a.pid()));
 }
