@@ -118,7 +118,7 @@ port, summary = int(sys.argv[1]), sys.argv[2]
 def may_live_forever(key):
     return key.endswith((b":{meta}:policy", b":{meta}:policy:log", b":{meta}:layout"))
 
-# Kinds whose last parts are ids, dates or hour buckets (src/store/redis.rs).
+# Kinds whose last parts are ids, dates or hour buckets (src/store/redis/keys.rs).
 VARIABLE = {b"idem", b"dec", b"led", b"spent", b"grants", b"w", b"fb", b"pool"}
 def kind(key):
     parts = key.split(b":", 3)

@@ -13,7 +13,7 @@
 //!    with the candidate, on a scratch store, so window-dependent constraints
 //!    (parity, peer norms, caps, budget) see the candidate's own earlier
 //!    decisions, as they would have live. For each interaction we take the
-//!    [`Choice::probabilities`] of the plan the decision came from: the
+//!    [`Choice::probabilities`](crate::domain::decide::Choice::probabilities) of the plan the decision came from: the
 //!    primary choice, or the fallback when the store refused the gesture (a
 //!    per-customer cap, the budget). The budget is lifted when the logs were
 //!    simulated, as `simulate_logs` lifts it.
