@@ -19,7 +19,7 @@ use crate::domain::decide::{self, Inputs, Refusal, Stamp};
 use crate::domain::decision::Decision;
 use crate::domain::interaction::{Interaction, InteractionInput};
 use crate::domain::outcome::{OutcomeModel, RulesOutcome};
-use crate::domain::policy::{diff, Policy, PolicyChange};
+use crate::domain::policy::{Policy, PolicyChange};
 use crate::domain::sentiment::{SentimentModel, VaderScorer};
 use crate::domain::validation::{InteractionId, ValidationError};
 use crate::domain::window::{cells_for, WindowStats};
@@ -264,14 +264,7 @@ impl DecisionService {
             });
         }
         proposed.version = current.version + 1;
-        let change = PolicyChange {
-            version: proposed.version,
-            previous_version: current.version,
-            actor: actor.to_string(),
-            at: self.clock.now(),
-            changes: diff(&current, &proposed),
-            policy: proposed,
-        };
+        let change = PolicyChange::new(Some(&current), proposed, actor, self.clock.now());
         if !self
             .with_deadline(self.store.replace_policy(&change))
             .await?

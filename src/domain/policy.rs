@@ -504,6 +504,26 @@ pub struct PolicyChange {
     pub policy: Policy,
 }
 
+impl PolicyChange {
+    /// The change from `previous` (`None`: no policy was stored) to
+    /// `policy`, by `actor` at `at`, with the fields that differ.
+    pub fn new(
+        previous: Option<&Policy>,
+        policy: Policy,
+        actor: impl Into<String>,
+        at: time::OffsetDateTime,
+    ) -> Self {
+        Self {
+            version: policy.version,
+            previous_version: previous.map_or(0, |p| p.version),
+            actor: actor.into(),
+            at,
+            changes: previous.map(|p| diff(p, &policy)).unwrap_or_default(),
+            policy,
+        }
+    }
+}
+
 /// The fields that differ between two policies, as dotted paths.
 pub fn diff(old: &Policy, new: &Policy) -> Vec<FieldChange> {
     fn walk(path: &str, a: &serde_json::Value, b: &serde_json::Value, out: &mut Vec<FieldChange>) {

@@ -47,7 +47,7 @@ use super::{
 use crate::domain::decision::Decision;
 use crate::domain::feedback::Feedback;
 use crate::domain::interaction::InteractionInput;
-use crate::domain::policy::{diff, Policy, PolicyChange};
+use crate::domain::policy::{Policy, PolicyChange};
 use crate::domain::validation::{CustomerId, InteractionId};
 use crate::domain::window::{bucket_of, first_bucket, Cell, Counts, WindowStats};
 
@@ -904,14 +904,7 @@ impl Store for MemoryStore {
         match &inner.policy {
             Some(stored) if stored.version >= policy.version => Ok(stored.clone()),
             stored => {
-                let change = PolicyChange {
-                    version: policy.version,
-                    previous_version: stored.as_ref().map(|p| p.version).unwrap_or(0),
-                    actor: "startup".into(),
-                    at,
-                    changes: stored.as_ref().map(|s| diff(s, policy)).unwrap_or_default(),
-                    policy: policy.clone(),
-                };
+                let change = PolicyChange::new(stored.as_ref(), policy.clone(), "startup", at);
                 inner.record_change(&change);
                 Ok(policy.clone())
             }

@@ -188,7 +188,7 @@ use super::{
 use crate::domain::decision::Decision;
 use crate::domain::feedback::Feedback;
 use crate::domain::interaction::InteractionInput;
-use crate::domain::policy::{diff, Policy, PolicyChange};
+use crate::domain::policy::{Policy, PolicyChange};
 use crate::domain::validation::{CustomerId, InteractionId};
 use crate::domain::window::{Counts, WindowStats};
 
@@ -553,14 +553,7 @@ impl Store for RedisStore {
                         return Ok(s.clone());
                     }
                 }
-                let change = PolicyChange {
-                    version: policy.version,
-                    previous_version: stored.as_ref().map(|p| p.version).unwrap_or(0),
-                    actor: "startup".into(),
-                    at,
-                    changes: stored.as_ref().map(|s| diff(s, policy)).unwrap_or_default(),
-                    policy: policy.clone(),
-                };
+                let change = PolicyChange::new(stored.as_ref(), policy.clone(), "startup", at);
                 if replace(&inner, &change).await? {
                     return Ok(policy.clone());
                 }
