@@ -274,12 +274,18 @@ pub struct GrantRecord {
     pub at: OffsetDateTime,
 }
 
+/// A day's pool this replica found dry (for a policy version), and when:
+/// for [`RedisConfig::dry_pool_memory`] its grants are refused by budget
+/// without asking the pool.
 struct DryPool {
     day: Date,
     version: u32,
     since: Instant,
 }
 
+/// What every clone of a [`RedisStore`] shares. Its methods live with the
+/// part of the store they serve: `conn.rs` (calls and the breaker),
+/// `commit.rs`, `window.rs` and `log.rs`.
 struct Inner {
     conn: Connection,
     keys: Keys,
