@@ -29,7 +29,8 @@ pub struct HyperParameters {
     pub nb_smoothing: f64,
     /// Folds of the cross-fitted naive-Bayes features.
     pub nb_folds: usize,
-    /// Gate the features by the domain posteriors (see the module doc).
+    /// Gate the features by the domain posteriors (see the docs of the
+    /// `sentiment` module).
     pub domain_gating: bool,
     /// L2 penalty of linfa's logistic regression (1/C in scikit-learn).
     pub alpha: f64,

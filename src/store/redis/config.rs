@@ -50,7 +50,8 @@ pub struct RedisConfig {
     /// replicas with another count refuse to run.
     pub shards: u16,
     /// Per-command response timeout: how long before redis-rs abandons a
-    /// command (callers stop waiting much sooner; see the module docs).
+    /// command (callers stop waiting much sooner; see the docs of the
+    /// `redis` module).
     pub response_timeout: Duration,
     /// Per-connection-attempt timeout.
     pub connect_timeout: Duration,

@@ -10,11 +10,11 @@ use crate::domain::validation::{CustomerId, InteractionId};
 /// Version of the key layout, recorded in the layout marker.
 const LAYOUT_VERSION: &str = "fairtreat-redis-1";
 
-/// Key names (see the module documentation). A commit names seven keys,
-/// so they are built by appending to each shard's precomputed head
-/// (`<prefix>:{s<k>}:`) rather than with `format!`: nested formatting,
-/// and `Date`'s padded `Display` above all, were ≈ 6 % of a Redis batch
-/// item's instructions on the server.
+/// Key names (the layout is in the docs of the `redis` module). A commit
+/// names seven keys, so they are built by appending to each shard's
+/// precomputed head (`<prefix>:{s<k>}:`) rather than with `format!`: nested
+/// formatting, and `Date`'s padded `Display` above all, were ≈ 6 % of a
+/// Redis batch item's instructions on the server.
 #[derive(Debug, Clone)]
 pub(super) struct Keys {
     prefix: String,
