@@ -259,7 +259,8 @@ impl Inner {
 }
 
 impl RedisStore {
-    /// [`Store::recent_interactions`](crate::store::Store::recent_interactions): every shard's newest entries, merged.
+    /// [`Store::recent_interactions`](crate::store::Store::recent_interactions):
+    /// every shard's newest entries, merged.
     pub(super) async fn read_recent(
         &self,
         since: OffsetDateTime,
@@ -285,8 +286,8 @@ impl RedisStore {
         .await
     }
 
-    /// [`Store::logged_decisions`](crate::store::Store::logged_decisions): every shard's log since `since`, with
-    /// its feedback, oldest first.
+    /// [`Store::logged_decisions`](crate::store::Store::logged_decisions):
+    /// every shard's log since `since`, with its feedback, oldest first.
     pub(super) async fn read_logged(
         &self,
         since: OffsetDateTime,

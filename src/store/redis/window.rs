@@ -127,8 +127,9 @@ impl Inner {
 }
 
 impl RedisStore {
-    /// [`Store::window_stats`](crate::store::Store::window_stats): the replica's cached snapshot, refreshed in
-    /// the background, single flight (exact reads when the TTL is zero).
+    /// [`Store::window_stats`](crate::store::Store::window_stats): the
+    /// replica's cached snapshot, refreshed in the background, single flight
+    /// (exact reads when the TTL is zero).
     pub(super) async fn cached_window_stats(
         &self,
         now: OffsetDateTime,
@@ -217,7 +218,8 @@ impl RedisStore {
         }
     }
 
-    /// [`Store::window_series`](crate::store::Store::window_series): peers' totals per hour bucket, exact.
+    /// [`Store::window_series`](crate::store::Store::window_series): peers'
+    /// totals per hour bucket, exact.
     pub(super) async fn read_window_series(
         &self,
         now: OffsetDateTime,
