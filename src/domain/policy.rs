@@ -619,6 +619,22 @@ mod tests {
     }
 
     #[test]
+    fn a_change_from_nothing_has_no_previous_version_and_no_field_changes() {
+        let at = time::OffsetDateTime::UNIX_EPOCH;
+        let first = PolicyChange::new(None, Policy::bundled(), "startup", at);
+        assert_eq!((first.version, first.previous_version), (1, 0));
+        assert!(first.changes.is_empty());
+        let mut next = Policy::bundled();
+        next.version = 2;
+        next.budget.daily = 12.0;
+        let change = PolicyChange::new(Some(&first.policy), next, "alice", at);
+        assert_eq!((change.version, change.previous_version), (2, 1));
+        assert_eq!(change.actor, "alice");
+        let fields: Vec<&str> = change.changes.iter().map(|c| c.field.as_str()).collect();
+        assert_eq!(fields, ["budget.daily", "version"]);
+    }
+
+    #[test]
     fn gesture_exploration_is_off_by_default_and_bounded() {
         let p = Policy::bundled();
         assert_eq!(p.exploration.gesture_epsilon, 0.0);
