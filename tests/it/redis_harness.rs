@@ -98,8 +98,13 @@ pub fn signal(pid: u32, sig: &str) {
     assert!(ok, "kill -{sig} {pid} failed");
 }
 
-/// Sends one inline command over a raw socket and reads one reply line.
-fn raw(port: u16, password: Option<&str>, cmd: &str) -> std::io::Result<String> {
+/// Sends one inline command over a raw socket (after `AUTH` with
+/// `password`): its reply's first line, and the reader for the rest.
+fn ask(
+    port: u16,
+    password: Option<&str>,
+    cmd: &str,
+) -> std::io::Result<(String, BufReader<TcpStream>)> {
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(Duration::from_millis(500)))?;
     let mut r = BufReader::new(s.try_clone()?);
@@ -111,7 +116,12 @@ fn raw(port: u16, password: Option<&str>, cmd: &str) -> std::io::Result<String> 
     }
     s.write_all(format!("{cmd}\r\n").as_bytes())?;
     r.read_line(&mut line)?;
-    Ok(line)
+    Ok((line, r))
+}
+
+/// Sends one inline command over a raw socket and reads one reply line.
+fn raw(port: u16, password: Option<&str>, cmd: &str) -> std::io::Result<String> {
+    ask(port, password, cmd).map(|(line, _)| line)
 }
 
 /// Whether the `redis-server` answering on `port` is process `pid`: a port
@@ -119,17 +129,7 @@ fn raw(port: u16, password: Option<&str>, cmd: &str) -> std::io::Result<String> 
 /// (ours then exits), and that one answers `PING` just as well.
 fn serves(port: u16, password: Option<&str>, pid: u32) -> bool {
     let info = || -> std::io::Result<String> {
-        let mut s = TcpStream::connect(("127.0.0.1", port))?;
-        s.set_read_timeout(Some(Duration::from_millis(500)))?;
-        let mut r = BufReader::new(s.try_clone()?);
-        let mut line = String::new();
-        if let Some(p) = password {
-            s.write_all(format!("AUTH {p}\r\n").as_bytes())?;
-            r.read_line(&mut line)?;
-            line.clear();
-        }
-        s.write_all(b"INFO server\r\n")?;
-        r.read_line(&mut line)?;
+        let (line, mut r) = ask(port, password, "INFO server")?;
         let len: usize = line
             .trim()
             .strip_prefix('$')
