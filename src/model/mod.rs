@@ -234,6 +234,50 @@ pub fn load(dir: &Path) -> Result<Models, ModelError> {
     Ok(models)
 }
 
+/// What the trained models' tests share: corrupting an artefact and
+/// checking it is refused with the reason named.
+#[cfg(test)]
+mod artefact_tests {
+    use serde_json::{json, Value};
+
+    /// A corruption of an artefact's JSON, and what the refusal must say.
+    pub(crate) type Case = (&'static str, fn(&mut Value));
+
+    /// What every linfa logistic artefact must refuse: weights one short of
+    /// the features, features one short of the weights, an unknown schema,
+    /// an unknown field.
+    pub(crate) const COMMON: [Case; 4] = [
+        ("feature dimension mismatch", |v| {
+            let params = &mut v["logistic"]["params"];
+            params["data"].as_array_mut().unwrap().pop();
+            params["dim"][0] = json!(params["data"].as_array().unwrap().len());
+        }),
+        ("feature dimension mismatch", |v| {
+            v["features"].as_array_mut().unwrap().pop();
+        }),
+        ("schema 99", |v| v["schema"] = json!(99)),
+        ("surprise", |v| v["surprise"] = json!(1)),
+    ];
+
+    /// Each case applied to a copy of `artefact` is refused by `load`, with
+    /// an error that names the case's reason.
+    pub(crate) fn refuses<T, E: std::fmt::Display>(
+        artefact: &Value,
+        cases: &[Case],
+        load: impl Fn(&str) -> Result<T, E>,
+    ) {
+        for (needle, corrupt) in cases {
+            let mut v = artefact.clone();
+            corrupt(&mut v);
+            let err = load(&v.to_string())
+                .err()
+                .unwrap_or_else(|| panic!("accepted an artefact that should fail on {needle}"))
+                .to_string();
+            assert!(err.contains(needle), "{err:?} does not mention {needle:?}");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -546,6 +546,7 @@ pub fn evaluate(model: &dyn OutcomeModel, rows: &[Row]) -> Result<Evaluation, Ou
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::artefact_tests::{refuses, COMMON};
 
     fn ctx(sev: f64, loyalty: f64, stake: f64) -> OutcomeContext {
         OutcomeContext {
@@ -631,30 +632,12 @@ mod tests {
         assert!(TrainedOutcome::from_json(&json[..json.len() / 2]).is_err());
         assert!(TrainedOutcome::from_json("").is_err());
         let value: serde_json::Value = serde_json::from_str(&json).unwrap();
-        let refuse = |v: &serde_json::Value, needle: &str| {
-            let err = TrainedOutcome::from_json(&v.to_string())
-                .err()
-                .unwrap_or_else(|| panic!("accepted an artefact that should fail on {needle}"))
-                .to_string();
-            assert!(err.contains(needle), "{err:?} does not mention {needle:?}");
-        };
-        let mut v = value.clone();
-        let params = &mut v["logistic"]["params"];
-        params["data"].as_array_mut().unwrap().pop();
-        params["dim"][0] = serde_json::json!(params["data"].as_array().unwrap().len());
-        refuse(&v, "feature dimension mismatch");
-        let mut v = value.clone();
-        v["features"].as_array_mut().unwrap().pop();
-        refuse(&v, "feature dimension mismatch");
-        let mut v = value.clone();
-        v["schema"] = serde_json::json!(99);
-        refuse(&v, "schema 99");
-        let mut v = value.clone();
-        v["kind"] = serde_json::json!("linfa_logistic");
-        refuse(&v, "kind");
-        let mut v = value;
-        v["surprise"] = serde_json::json!(1);
-        refuse(&v, "surprise");
+        refuses(&value, &COMMON, TrainedOutcome::from_json);
+        refuses(
+            &value,
+            &[("kind", |v| v["kind"] = serde_json::json!("linfa_logistic"))],
+            TrainedOutcome::from_json,
+        );
 
         let x = Array2::zeros((2, FEATURES.len() + 1));
         assert!(matches!(

@@ -405,6 +405,7 @@ impl SentimentModel for TrainedSentiment {
 mod tests {
     use super::*;
     use super::{data::*, features::*, naive_bayes::*, tokens::*, train::*};
+    use crate::model::artefact_tests::{refuses, Case, COMMON};
 
     fn example(set: usize, line: usize, mean: f64, text: &str) -> Example {
         Example {
@@ -642,54 +643,25 @@ mod tests {
     fn corrupt_or_mismatched_artefacts_are_refused() {
         let json = tiny_model().to_json();
         let value: serde_json::Value = serde_json::from_str(&json).unwrap();
-        let refuse = |v: &serde_json::Value, needle: &str| {
-            let err = TrainedSentiment::from_json(&v.to_string())
-                .err()
-                .unwrap_or_else(|| panic!("accepted an artefact that should fail on {needle}"))
-                .to_string();
-            assert!(err.contains(needle), "{err:?} does not mention {needle:?}");
-        };
-
         assert!(TrainedSentiment::from_json(&json[..json.len() / 2]).is_err());
         assert!(TrainedSentiment::from_json("").is_err());
-
-        let mut v = value.clone();
-        let params = &mut v["logistic"]["params"];
-        params["data"].as_array_mut().unwrap().pop();
-        params["dim"][0] = serde_json::json!(params["data"].as_array().unwrap().len());
-        refuse(&v, "feature dimension mismatch");
-
-        let mut v = value.clone();
-        v["features"].as_array_mut().unwrap().pop();
-        refuse(&v, "feature dimension mismatch");
-
-        let mut v = value.clone();
-        v["schema"] = serde_json::json!(99);
-        refuse(&v, "schema 99");
-
-        let mut v = value.clone();
-        v["format"] = serde_json::json!(2);
-        refuse(&v, "format 2");
-
-        let mut v = value.clone();
-        v["vader_lexicon_sha256"] = serde_json::json!("00");
-        refuse(&v, "VADER lexicons");
-
-        let mut v = value.clone();
-        v["scale"][0] = serde_json::json!(0.0);
-        refuse(&v, "standardisation");
-
-        let mut v = value.clone();
-        v["term_counts"]["terms"].as_array_mut().unwrap().reverse();
-        refuse(&v, "sorted");
-
-        let mut v = value.clone();
-        v["hyper_parameters"]["nb_smoothing"] = serde_json::json!(0.0);
-        refuse(&v, "nb_smoothing");
-
-        let mut v = value;
-        v["surprise"] = serde_json::json!(1);
-        refuse(&v, "surprise");
+        refuses(&value, &COMMON, TrainedSentiment::from_json);
+        let cases: [Case; 5] = [
+            ("format 2", |v| v["format"] = serde_json::json!(2)),
+            ("VADER lexicons", |v| {
+                v["vader_lexicon_sha256"] = serde_json::json!("00")
+            }),
+            ("standardisation", |v| {
+                v["scale"][0] = serde_json::json!(0.0)
+            }),
+            ("sorted", |v| {
+                v["term_counts"]["terms"].as_array_mut().unwrap().reverse()
+            }),
+            ("nb_smoothing", |v| {
+                v["hyper_parameters"]["nb_smoothing"] = serde_json::json!(0.0)
+            }),
+        ];
+        refuses(&value, &cases, TrainedSentiment::from_json);
     }
 
     #[test]
