@@ -234,6 +234,27 @@ pub fn load(dir: &Path) -> Result<Models, ModelError> {
     Ok(models)
 }
 
+/// P(the `true` class) of each row of `x` from a fitted linfa logistic
+/// regression, after the shape check linfa would make by panicking:
+/// `Err((got, want))` columns when `x` is the wrong shape. linfa's positive
+/// class is the more frequent one in training, so its probabilities are
+/// turned round when that was `false`.
+fn true_class_probabilities<S: ndarray::Data<Elem = f64>>(
+    logistic: &linfa_logistic::FittedLogisticRegression<f64, bool>,
+    x: &ndarray::ArrayBase<S, ndarray::Ix2>,
+) -> Result<ndarray::Array1<f64>, (usize, usize)> {
+    let want = logistic.params().len();
+    if x.ncols() != want {
+        return Err((x.ncols(), want));
+    }
+    let p = logistic.predict_probabilities(x);
+    Ok(if logistic.labels().pos.class {
+        p
+    } else {
+        p.mapv_into(|p| 1.0 - p)
+    })
+}
+
 /// What the trained models' tests share: corrupting an artefact and
 /// checking it is refused with the reason named.
 #[cfg(test)]

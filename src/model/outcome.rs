@@ -369,20 +369,8 @@ impl TrainedOutcome {
         &self,
         x: &ArrayBase<S, Ix2>,
     ) -> Result<Array1<f64>, OutcomeError> {
-        let want = self.logistic.params().len();
-        if x.ncols() != want {
-            return Err(OutcomeError::Shape {
-                got: x.ncols(),
-                want,
-            });
-        }
-        let p = self.logistic.predict_probabilities(x);
-        // linfa's positive class is the more frequent one in training.
-        Ok(if self.logistic.labels().pos.class {
-            p
-        } else {
-            p.mapv_into(|p| 1.0 - p)
-        })
+        super::true_class_probabilities(&self.logistic, x)
+            .map_err(|(got, want)| OutcomeError::Shape { got, want })
     }
 
     /// P(good) of each row.

@@ -124,6 +124,18 @@ fn raw(port: u16, password: Option<&str>, cmd: &str) -> std::io::Result<String> 
     ask(port, password, cmd).map(|(line, _)| line)
 }
 
+/// Starts `cmd` (a `redis-server`) with its output discarded, and the
+/// watchdog that kills it when the test binary exits.
+fn spawn_watched(cmd: &mut Command) -> (Child, Child) {
+    let child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server runs");
+    let dog = watchdog(child.id());
+    (child, dog)
+}
+
 /// Whether the `redis-server` answering on `port` is process `pid`: a port
 /// checked free can be taken by another test's server before ours binds it
 /// (ours then exits), and that one answers `PING` just as well.
@@ -202,13 +214,7 @@ impl RedisServer {
             cmd.args(["--requirepass", p]);
         }
         cmd.args(&opts.extra).args(more);
-        let child = cmd
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server runs");
-        let dog = watchdog(child.id());
-        (child, dog)
+        spawn_watched(&mut cmd)
     }
 
     fn wait_ready(&mut self, limit: Duration) -> bool {
@@ -412,21 +418,17 @@ impl RedisCluster {
     /// One cluster node on `port`, its files in `dir`.
     fn spawn_node(port: u16, dir: &PathBuf) -> (Child, Child) {
         std::fs::create_dir_all(dir).unwrap();
-        let child = Command::new("redis-server")
-            .arg("--port")
-            .arg(port.to_string())
-            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .args(["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"])
-            .arg("--cluster-config-file")
-            .arg(dir.join("nodes.conf"))
-            .arg("--dir")
-            .arg(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server runs");
-        let dog = watchdog(child.id());
-        (child, dog)
+        spawn_watched(
+            Command::new("redis-server")
+                .arg("--port")
+                .arg(port.to_string())
+                .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+                .args(["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"])
+                .arg("--cluster-config-file")
+                .arg(dir.join("nodes.conf"))
+                .arg("--dir")
+                .arg(dir),
+        )
     }
 
     /// The ports of the nodes that are primaries now, as `node` sees it.

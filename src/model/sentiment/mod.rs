@@ -354,20 +354,8 @@ impl TrainedSentiment {
     /// linfa's prediction, after the shape check linfa would make by
     /// panicking.
     fn predict(&self, x: &Array2<f64>) -> Result<Array1<f64>, SentimentError> {
-        let want = self.logistic.params().len();
-        if x.ncols() != want {
-            return Err(SentimentError::Shape {
-                got: x.ncols(),
-                want,
-            });
-        }
-        let p = self.logistic.predict_probabilities(x);
-        // linfa's positive class is the more frequent one in training.
-        Ok(if self.logistic.labels().pos.class {
-            p
-        } else {
-            p.mapv_into(|p| 1.0 - p)
-        })
+        super::true_class_probabilities(&self.logistic, x)
+            .map_err(|(got, want)| SentimentError::Shape { got, want })
     }
 
     /// Sentiment scores `2p − 1` (see [`SentimentModel::score`]).
