@@ -24,6 +24,7 @@ use crate::domain::sentiment::{SentimentModel, VaderScorer};
 use crate::domain::validation::{InteractionId, ValidationError};
 use crate::domain::window::{cells_for, WindowStats};
 use crate::model::shadow::Shadow;
+use crate::store::failures::FailureWindow;
 use crate::store::{
     body_hash, BodyHash, Commit, CommitOutcome, GrantRequest, Refusals, RefusedBy, ShadowChoice,
     Store, StoreError,
@@ -338,6 +339,31 @@ impl DecisionService {
                 "the shared store holds no policy (emptied?)".into(),
             )),
         }
+    }
+
+    /// Counts a failed admin authentication of `client` now, in the window
+    /// of failures every replica on the store shares
+    /// ([`Store::count_auth_failure`]).
+    pub async fn count_auth_failure(
+        &self,
+        client: std::net::IpAddr,
+        window: StdDuration,
+    ) -> Result<FailureWindow, StoreError> {
+        self.with_deadline(
+            self.store
+                .count_auth_failure(client, self.clock.now(), window),
+        )
+        .await
+    }
+
+    /// `client`'s open window of failed admin authentication on the store,
+    /// if it has one ([`Store::auth_failures`]).
+    pub async fn auth_failures(
+        &self,
+        client: std::net::IpAddr,
+    ) -> Result<Option<FailureWindow>, StoreError> {
+        self.with_deadline(self.store.auth_failures(client, self.clock.now()))
+            .await
     }
 
     async fn with_deadline<T>(

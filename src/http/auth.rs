@@ -16,13 +16,13 @@
 //! tell it about the document.
 
 use std::fmt;
-use std::future::{ready, Ready};
 use std::marker::PhantomData;
 use std::path::Path;
 
 use actix_web::dev::Payload;
 use actix_web::http::header::AUTHORIZATION;
 use actix_web::{web, FromRequest, HttpRequest};
+use futures_util::future::LocalBoxFuture;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -254,25 +254,29 @@ pub struct Admin<S: RequiredScope> {
 
 impl<S: RequiredScope> FromRequest for Admin<S> {
     type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let result = match req.app_data::<web::Data<AppState>>() {
-            Some(state) => authorize_throttled(state, req, S::SCOPE).map(|actor| Admin {
-                actor,
-                scope: PhantomData,
-            }),
-            None => Err(ApiError::Internal("no application state".into())),
-        };
-        ready(result)
+        let req = req.clone();
+        Box::pin(async move {
+            let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+                return Err(ApiError::Internal("no application state".into()));
+            };
+            authorize_throttled(&state, &req, S::SCOPE)
+                .await
+                .map(|actor| Admin {
+                    actor,
+                    scope: PhantomData,
+                })
+        })
     }
 }
 
-/// [`AdminKeys::authorize`] behind the per-address throttle of failed
-/// authentication ([`super::throttle`]): a refused address is answered 429
-/// before its credentials are looked at, and a missing or wrong key (or one
-/// in the query string) counts against its address.
-fn authorize_throttled(
+/// [`AdminKeys::authorize`] behind the throttle of failed authentication
+/// ([`super::throttle`]): a refused client is answered 429 before its
+/// credentials are looked at, and a missing or wrong key (or one in the
+/// query string) counts against it, on this replica and in the store.
+async fn authorize_throttled(
     state: &AppState,
     req: &HttpRequest,
     scope: Scope,
@@ -281,8 +285,8 @@ fn authorize_throttled(
         // No peer (an in-process test service): nothing to count against.
         return state.admin.authorize(req, scope);
     };
-    let now = std::time::Instant::now();
-    if let Err(left) = state.auth_throttle.check(addr, now) {
+    let throttle = &state.auth_throttle;
+    if let Err(left) = throttle.admit(&state.service, addr).await {
         ::metrics::counter!(super::metrics::ADMIN_AUTH_REFUSED, "reason" => "throttled")
             .increment(1);
         return Err(ApiError::TooManyAuthFailures {
@@ -297,11 +301,11 @@ fn authorize_throttled(
     };
     if let Some(reason) = reason {
         ::metrics::counter!(super::metrics::ADMIN_AUTH_REFUSED, "reason" => reason).increment(1);
-        if state.auth_throttle.failed(addr, now) {
+        if throttle.count_failure(&state.service, addr).await {
             tracing::warn!(
                 client = %addr,
                 path = req.path(),
-                "admin authentication failed too often from this address: refusing it until its window ends"
+                "admin authentication failed too often from this client: refusing it until its window ends"
             );
         }
     }

@@ -1,54 +1,55 @@
-//! Throttling of failed admin authentication, per client address
-//! (TESTPLAN §4.5 S1).
+//! Throttling of failed admin authentication, per client (TESTPLAN §4.5
+//! S1).
 //!
 //! Admin keys are long random secrets and are compared in constant time,
 //! but an endpoint that answers every guess at once still invites guessing.
-//! So an address whose admin calls failed authentication `limit` times
-//! (a missing or wrong key, or a key in the query string) within `window`
-//! of the first failure is refused with `429 too_many_auth_failures` and
+//! So a client whose admin calls failed authentication `limit` times (a
+//! missing or wrong key, or a key in the query string) within `window` of
+//! the first failure is refused with `429 too_many_auth_failures` and
 //! `Retry-After` until that window ends — *before* its credentials are
 //! looked at, so a guess made while refused tells nothing, right or wrong.
 //! A refused call does not count as a failure, so the refusal ends when the
 //! window does. A key that is valid but lacks the scope (403) is not a
 //! failure: it guessed nothing.
 //!
-//! The address is the TCP peer's. Behind a reverse proxy every client has
-//! the proxy's address, and one client's failures refuse all of them;
-//! `X-Forwarded-For` is not trusted, because any client can write it. The
-//! limit is per replica (state in memory): a guesser spread over `n`
-//! replicas gets `n` times the attempts, still a handful a minute.
+//! A client is the TCP peer's address, an IPv6 one counted by its /64
+//! ([`crate::store::failures::client_of`]). Behind a reverse proxy every
+//! client has the proxy's address, and one client's failures refuse all of
+//! them; `X-Forwarded-For` is not trusted, because any client can write it.
 //!
-//! The table is bounded: at most [`MAX_TRACKED`] addresses; when it is
-//! full, expired entries go first, then the oldest window. Time is passed
-//! in, so windows are tested at their edges.
+//! **Counted once for all replicas.** The count lives in the store
+//! ([`crate::store::Store::count_auth_failure`]), so a guesser spread over
+//! `n` replicas on one Redis gets the same `limit` attempts as on one, as
+//! TESTPLAN §5 (item 4) asks of rate limits. Each replica also keeps a
+//! table of its own as a pre-filter: it refuses a client it saw fail (or
+//! was told by the store had failed) without asking the store again, and
+//! it keeps the throttle working, per replica, while the store cannot be
+//! reached (a store error is logged and the call goes on to the key check:
+//! an outage must not lock the operators out). The local table is bounded
+//! ([`crate::store::failures::MAX_TRACKED`] clients).
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// Failures an address may make within a window (`serve
+use time::OffsetDateTime;
+
+use crate::service::DecisionService;
+use crate::store::failures::{FailureTable, FailureWindow};
+
+/// Failures a client may make within a window (`serve
 /// --auth-failure-limit`).
 pub const DEFAULT_LIMIT: u32 = 10;
-/// How long a window lasts, from an address's first failure (`serve
+/// How long a window lasts, from a client's first failure (`serve
 /// --auth-failure-window-secs`).
 pub const DEFAULT_WINDOW_SECS: u64 = 60;
-/// Addresses tracked at most.
-pub const MAX_TRACKED: usize = 65_536;
 
-/// An address's failures in its current window.
-#[derive(Debug, Clone, Copy)]
-struct Failures {
-    since: Instant,
-    count: u32,
-}
-
-/// The throttle. Off (never refuses, tracks nothing) with a limit of 0.
+/// The throttle. Off (never refuses, counts nothing) with a limit of 0.
 #[derive(Debug)]
 pub struct AuthThrottle {
     limit: u32,
     window: Duration,
-    failures: Mutex<HashMap<IpAddr, Failures>>,
+    local: Mutex<FailureTable>,
 }
 
 impl Default for AuthThrottle {
@@ -63,13 +64,13 @@ impl AuthThrottle {
         Self::new(0, Duration::ZERO)
     }
 
-    /// At most `limit` failures per address within `window` of the first;
+    /// At most `limit` failures per client within `window` of the first;
     /// a `limit` of 0 turns the throttle off.
     pub fn new(limit: u32, window: Duration) -> Self {
         Self {
             limit,
             window,
-            failures: Mutex::new(HashMap::new()),
+            local: Mutex::new(FailureTable::default()),
         }
     }
 
@@ -77,62 +78,86 @@ impl AuthThrottle {
         self.limit == 0
     }
 
-    fn table(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, Failures>> {
+    fn table(&self) -> std::sync::MutexGuard<'_, FailureTable> {
         // The table holds counts only; a panic elsewhere cannot leave it
         // half-updated, so a poisoned lock is still usable.
-        self.failures.lock().unwrap_or_else(|e| e.into_inner())
+        self.local.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// `Err(retry_after)` while `addr` is refused: it failed `limit` times
-    /// in a window that has not ended at `now`.
-    pub fn check(&self, addr: IpAddr, now: Instant) -> Result<(), Duration> {
-        if self.is_off() {
-            return Ok(());
-        }
-        match self.table().get(&addr) {
-            Some(f) if f.count >= self.limit => {
-                let ends = f.since + self.window;
-                match ends.checked_duration_since(now) {
-                    Some(left) if !left.is_zero() => Err(left),
-                    _ => Ok(()),
-                }
-            }
+    /// `Err(retry_after)` when `window` refuses: it holds `limit` failures
+    /// and has time left.
+    fn refusal(&self, window: Option<FailureWindow>) -> Result<(), Duration> {
+        match window {
+            Some(w) if w.count >= self.limit && !w.left.is_zero() => Err(w.left),
             _ => Ok(()),
         }
     }
 
-    /// Counts a failure of `addr` at `now`. True when this failure reached
-    /// the limit (the address is refused from now on until its window ends),
-    /// so the caller can log it once.
-    pub fn failed(&self, addr: IpAddr, now: Instant) -> bool {
+    /// `Err(retry_after)` while this replica's table refuses `addr` at `now`.
+    pub fn check(&self, addr: IpAddr, now: OffsetDateTime) -> Result<(), Duration> {
+        if self.is_off() {
+            return Ok(());
+        }
+        self.refusal(self.table().get(addr, now))
+    }
+
+    /// Counts a failure of `addr` at `now` in this replica's table. True
+    /// when this failure reached the limit there.
+    pub fn failed(&self, addr: IpAddr, now: OffsetDateTime) -> bool {
         if self.is_off() {
             return false;
         }
-        let mut table = self.table();
-        if !table.contains_key(&addr) && table.len() >= MAX_TRACKED {
-            let window = self.window;
-            table.retain(|_, f| now < f.since + window);
-            if table.len() >= MAX_TRACKED {
-                if let Some(oldest) = table.iter().min_by_key(|(_, f)| f.since).map(|(a, _)| *a) {
-                    table.remove(&oldest);
-                }
-            }
-        }
-        let f = table.entry(addr).or_insert(Failures {
-            since: now,
-            count: 0,
-        });
-        if now >= f.since + self.window {
-            *f = Failures {
-                since: now,
-                count: 0,
-            };
-        }
-        f.count = f.count.saturating_add(1);
-        f.count == self.limit
+        self.table().count(addr, now, self.window).count == self.limit
     }
 
-    /// Addresses tracked now (for tests of the bound).
+    /// `Err(retry_after)` while `addr` is refused: by this replica's table
+    /// or, failing that, by the count every replica shares in the store
+    /// (which the table then keeps, so the next call is refused here).
+    pub async fn admit(&self, service: &DecisionService, addr: IpAddr) -> Result<(), Duration> {
+        if self.is_off() {
+            return Ok(());
+        }
+        let now = service.clock().now();
+        self.check(addr, now)?;
+        match service.auth_failures(addr).await {
+            Ok(shared) => {
+                if let Some(w) = shared {
+                    self.table().merge(addr, now, w);
+                }
+                self.refusal(shared)
+            }
+            Err(e) => {
+                tracing::warn!(client = %addr, error = %e,
+                    "the store did not say how often this client failed admin authentication: only this replica's count applies");
+                Ok(())
+            }
+        }
+    }
+
+    /// Counts a failed authentication of `addr`, here and in the store.
+    /// True when this failure reached the limit (the client is refused
+    /// from now on until its window ends), so the caller logs it once: by
+    /// the store's count, or by this replica's when the store cannot say.
+    pub async fn count_failure(&self, service: &DecisionService, addr: IpAddr) -> bool {
+        if self.is_off() {
+            return false;
+        }
+        let now = service.clock().now();
+        let here = self.failed(addr, now);
+        match service.count_auth_failure(addr, self.window).await {
+            Ok(shared) => {
+                self.table().merge(addr, now, shared);
+                shared.count == self.limit
+            }
+            Err(e) => {
+                tracing::warn!(client = %addr, error = %e,
+                    "the store did not count this failed admin authentication: only this replica counted it");
+                here
+            }
+        }
+    }
+
+    /// Clients this replica tracks now (for tests of the bound).
     pub fn tracked(&self) -> usize {
         self.table().len()
     }
@@ -147,17 +172,11 @@ pub fn retry_after_secs(left: Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::Ipv4Addr;
-
-    const A: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
-    const B: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2));
-    const MINUTE: Duration = Duration::from_secs(60);
+    use crate::store::failures::fixtures::{at, A, B, MINUTE, T0};
 
     #[test]
     fn an_address_is_refused_from_its_limit_th_failure_until_the_window_ends() {
         let t = AuthThrottle::new(3, MINUTE);
-        let t0 = Instant::now();
-        let at = |ms: u64| t0 + Duration::from_millis(ms);
         assert!(!t.failed(A, at(0)));
         assert!(!t.failed(A, at(10_000)));
         assert_eq!(t.check(A, at(10_000)), Ok(()), "two failures of three");
@@ -179,13 +198,12 @@ mod tests {
     #[test]
     fn a_failure_after_the_window_starts_a_new_one() {
         let t = AuthThrottle::new(2, MINUTE);
-        let t0 = Instant::now();
-        t.failed(A, t0);
-        assert!(!t.failed(A, t0 + MINUTE), "the old count is gone");
-        assert_eq!(t.check(A, t0 + MINUTE), Ok(()));
-        assert!(t.failed(A, t0 + MINUTE + Duration::from_secs(1)));
+        t.failed(A, T0);
+        assert!(!t.failed(A, T0 + MINUTE), "the old count is gone");
+        assert_eq!(t.check(A, T0 + MINUTE), Ok(()));
+        assert!(t.failed(A, T0 + MINUTE + Duration::from_secs(1)));
         assert_eq!(
-            t.check(A, t0 + MINUTE + Duration::from_secs(1)),
+            t.check(A, T0 + MINUTE + Duration::from_secs(1)),
             Err(MINUTE - Duration::from_secs(1))
         );
     }
@@ -193,48 +211,18 @@ mod tests {
     #[test]
     fn the_limit_is_reported_once() {
         let t = AuthThrottle::new(2, MINUTE);
-        let t0 = Instant::now();
-        let reached: Vec<bool> = (0..5)
-            .map(|i| t.failed(A, t0 + Duration::from_secs(i)))
-            .collect();
+        let reached: Vec<bool> = (0..5).map(|i| t.failed(A, at(i * 1_000))).collect();
         assert_eq!(reached, [false, true, false, false, false]);
     }
 
     #[test]
     fn a_limit_of_zero_refuses_nothing_and_tracks_nothing() {
         let t = AuthThrottle::new(0, MINUTE);
-        let t0 = Instant::now();
         for _ in 0..100 {
-            assert!(!t.failed(A, t0));
+            assert!(!t.failed(A, T0));
         }
-        assert_eq!(t.check(A, t0), Ok(()));
+        assert_eq!(t.check(A, T0), Ok(()));
         assert_eq!(t.tracked(), 0);
-    }
-
-    #[test]
-    fn the_table_stays_bounded_dropping_expired_windows_then_the_oldest() {
-        let t = AuthThrottle::new(1, MINUTE);
-        let t0 = Instant::now();
-        let addr = |i: usize| IpAddr::from(Ipv4Addr::from(0x0a00_0000 + i as u32));
-        for i in 0..MAX_TRACKED {
-            t.failed(addr(i), t0 + Duration::from_micros(i as u64));
-        }
-        assert_eq!(t.tracked(), MAX_TRACKED);
-        // All windows still open: the oldest one (address 0, at t0) goes.
-        let late = t0 + Duration::from_secs(30);
-        t.failed(addr(MAX_TRACKED), late);
-        assert_eq!(t.tracked(), MAX_TRACKED);
-        assert_eq!(
-            t.check(addr(0), late),
-            Ok(()),
-            "the oldest window was dropped"
-        );
-        assert!(t.check(addr(1), late).is_err(), "the others are kept");
-        assert!(t.check(addr(MAX_TRACKED), late).is_err());
-        // Once they have expired, a new address sweeps them all out.
-        let later = t0 + Duration::from_secs(61);
-        t.failed(addr(MAX_TRACKED + 1), later);
-        assert_eq!(t.tracked(), 2, "the two windows still open remain");
     }
 
     #[test]

@@ -26,8 +26,12 @@
 //! bytes) and reads the line back when asked, which only replays and reads
 //! do. A rendered decision is about 2 KB in memory, so this is what keeps
 //! the process small when 48 hours of decisions must stay replayable.
+//!
+//! Failed admin authentication is counted in a [`FailureTable`] of its own,
+//! in memory only.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -36,6 +40,7 @@ use sha2::Digest;
 use time::{Date, Duration, OffsetDateTime};
 use uuid::Uuid;
 
+use super::failures::{FailureTable, FailureWindow};
 use super::journal::{
     read_located_entries, DecisionEntry, Entry, Journal, JournalConfig, JournalError, Location,
 };
@@ -504,6 +509,10 @@ impl Inner {
 pub struct MemoryStore {
     inner: Mutex<Inner>,
     journal: Option<Journal>,
+    /// Failed admin authentication by client: not journalled (a restart
+    /// forgets it, as it forgets the throttle's own table) and under a lock
+    /// of its own, so a guesser never waits on commits.
+    auth_failures: Mutex<FailureTable>,
 }
 
 impl MemoryStore {
@@ -556,6 +565,7 @@ impl MemoryStore {
         Ok(Self {
             inner: Mutex::new(inner),
             journal: Some(journal),
+            auth_failures: Mutex::default(),
         })
     }
 
@@ -987,6 +997,23 @@ impl Store for MemoryStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+
+    async fn count_auth_failure(
+        &self,
+        client: IpAddr,
+        now: OffsetDateTime,
+        window: std::time::Duration,
+    ) -> Result<FailureWindow, StoreError> {
+        Ok(self.auth_failures.lock().count(client, now, window))
+    }
+
+    async fn auth_failures(
+        &self,
+        client: IpAddr,
+        now: OffsetDateTime,
+    ) -> Result<Option<FailureWindow>, StoreError> {
+        Ok(self.auth_failures.lock().get(client, now))
     }
 
     fn kind(&self) -> &'static str {

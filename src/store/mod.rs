@@ -18,10 +18,12 @@
 //! Redis store's script picks inside Redis, so it renders both refusals of
 //! a gesture up front and sends all three answers.
 
+pub mod failures;
 pub mod journal;
 pub mod memory;
 pub mod redis;
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -330,6 +332,25 @@ pub trait Store: Send + Sync {
 
     /// Whether the store is usable right now (for `/readyz`).
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Counts a failed admin authentication of `client` at `now` in the
+    /// client's window of failures (one opened, of length `window`, if none
+    /// is open; the rule is [`failures`]'s) and returns that window. Every
+    /// replica on the store counts into the same window.
+    async fn count_auth_failure(
+        &self,
+        client: IpAddr,
+        now: OffsetDateTime,
+        window: std::time::Duration,
+    ) -> Result<failures::FailureWindow, StoreError>;
+
+    /// `client`'s open window of failed admin authentication at `now`, if
+    /// it has one.
+    async fn auth_failures(
+        &self,
+        client: IpAddr,
+        now: OffsetDateTime,
+    ) -> Result<Option<failures::FailureWindow>, StoreError>;
 
     /// A short name for logs and `/readyz` ("memory", "redis").
     fn kind(&self) -> &'static str;

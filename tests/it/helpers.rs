@@ -28,6 +28,38 @@ pub struct TestApp {
     handle: actix_web::dev::ServerHandle,
 }
 
+/// Serves `service` on a port of 127.0.0.1 with the test apps' admin keys
+/// (two workers, `opts` otherwise), as `serve` does: the store is seeded
+/// with the policy in force first. Returns the address and the server's
+/// handle (stop it with `handle.stop(true)`). The server runs on its own
+/// thread and actix System, so tests may block on requests (property
+/// tests) without starving it.
+pub async fn serve(
+    service: Arc<DecisionService>,
+    opts: fairtreat::http::ServerOptions,
+) -> (SocketAddr, actix_web::dev::ServerHandle) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let svc = service.clone();
+    std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            let admin = AdminKeys::single(ADMIN_KEY)
+                .with_key("analyst", ANALYST_KEY, &[Scope::ModelsWrite])
+                .with_key("marketer", MARKETER_KEY, &[Scope::PolicyWrite]);
+            let opts = fairtreat::http::ServerOptions {
+                workers: Some(2),
+                ..opts
+            };
+            let (server, addr) =
+                fairtreat::http::start_with(svc, admin, "127.0.0.1:0", opts).expect("bind port 0");
+            tx.send((addr, server.handle())).expect("test alive");
+            server.await
+        })
+    });
+    let served = rx.recv().expect("server started");
+    service.sync_policy().await.expect("policy seeded");
+    served
+}
+
 impl TestApp {
     /// The bundled policy, in-memory store, clock at 2026-11-20 12:00 UTC.
     pub async fn start() -> TestApp {
@@ -82,28 +114,7 @@ impl TestApp {
             store.clone(),
             wrap(clock.clone()),
         ));
-        // The server runs on its own thread and actix System, so tests may
-        // block on requests (property tests) without starving it.
-        let (tx, rx) = std::sync::mpsc::channel();
-        let svc = service.clone();
-        std::thread::spawn(move || {
-            actix_web::rt::System::new().block_on(async move {
-                let admin = AdminKeys::single(ADMIN_KEY)
-                    .with_key("analyst", ANALYST_KEY, &[Scope::ModelsWrite])
-                    .with_key("marketer", MARKETER_KEY, &[Scope::PolicyWrite]);
-                let opts = fairtreat::http::ServerOptions {
-                    workers: Some(2),
-                    ..opts
-                };
-                let (server, addr) = fairtreat::http::start_with(svc, admin, "127.0.0.1:0", opts)
-                    .expect("bind port 0");
-                tx.send((addr, server.handle())).expect("test alive");
-                server.await
-            })
-        });
-        let (addr, handle) = rx.recv().expect("server started");
-        // As `serve` does: seed the store with the policy in force.
-        service.sync_policy().await.expect("policy seeded");
+        let (addr, handle) = serve(service.clone(), opts).await;
         TestApp {
             addr,
             service,

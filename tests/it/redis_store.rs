@@ -22,6 +22,13 @@ fn may_live_forever(key: &str) -> bool {
 }
 
 async fn some_traffic(store: &RedisStore) {
+    // A client's failed admin authentication, whose record expires with
+    // its window.
+    let window = std::time::Duration::from_secs(60);
+    for client in ["192.0.2.1", "2001:db8::1"] {
+        let client = client.parse().unwrap();
+        store.count_auth_failure(client, T0, window).await.unwrap();
+    }
     for n in 0..40 {
         let mut op = Op::new(
             &format!("i-{n}"),
@@ -66,6 +73,12 @@ fn assert_ttls(keys: &[(String, i64)]) {
                 "{k}: feedback accepted for 7 days, got {ttl} ms"
             );
         }
+        if k.contains("{auth:") {
+            assert!(
+                (1..=60_000).contains(ttl),
+                "{k}: kept until its 60 s window ends, got {ttl} ms"
+            );
+        }
         if k.contains(":idem:") {
             assert!(
                 *ttl > 47 * 3_600_000,
@@ -90,7 +103,7 @@ async fn every_key_but_the_configuration_carries_a_ttl_and_starts_with_the_prefi
         })
         .collect();
     assert!(keys.iter().all(|(k, _)| k.starts_with("ft:")), "{keys:?}");
-    for kind in [":fb:", "}:log", "}:fblog"] {
+    for kind in [":fb:", "}:log", "}:fblog", "{auth:2001:db8::}:fail"] {
         assert!(keys.iter().any(|(k, _)| k.contains(kind)), "no {kind} key");
     }
     assert_ttls(&keys);
@@ -731,4 +744,110 @@ async fn a_decision_recorded_before_its_index_moved_into_the_feedback_record_is_
     // Neither index: the decision cannot be found by its id.
     server.cli(&["del", &index]);
     assert_eq!(store.decision(id).await.unwrap(), None);
+}
+
+/// A replica serving `store` with the test apps' admin keys and the
+/// authentication throttle at `limit` failures a minute.
+async fn throttling_replica(
+    store: RedisStore,
+    limit: u32,
+) -> (
+    Arc<fairtreat::service::DecisionService>,
+    std::net::SocketAddr,
+    actix_web::dev::ServerHandle,
+) {
+    let service = Arc::new(fairtreat::service::DecisionService::new(
+        Policy::bundled(),
+        fairtreat::service::Models::bundled(),
+        Arc::new(store),
+        Arc::new(fairtreat::clock::SystemClock),
+    ));
+    let opts = fairtreat::http::ServerOptions {
+        auth_failures: Some((limit, std::time::Duration::from_secs(60))),
+        ..Default::default()
+    };
+    let (addr, handle) = crate::helpers::serve(service.clone(), opts).await;
+    (service, addr, handle)
+}
+
+/// `PUT /v1/policy` on `addr` with `key`: the status and `Retry-After`.
+async fn put_policy(addr: std::net::SocketAddr, key: &str) -> (u16, Option<u64>) {
+    let url = format!("http://{addr}/v1/policy");
+    let client = reqwest::Client::new();
+    let policy: serde_json::Value = client.get(&url).send().await.unwrap().json().await.unwrap();
+    let resp = client
+        .put(&url)
+        .bearer_auth(key)
+        .json(&policy)
+        .send()
+        .await
+        .expect("request");
+    let retry_after = resp
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().parse().expect("whole seconds"));
+    (resp.status().as_u16(), retry_after)
+}
+
+/// TESTPLAN §5 (item 4): the throttle's count is global. A guesser that
+/// spreads its attempts over the replicas on one Redis gets `limit` of them
+/// in all, not `limit` per replica; and a client refused by the count is
+/// then refused by each replica's own table, without asking Redis again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_admin_authentication_on_one_replica_refuses_the_client_on_every_replica() {
+    let server = RedisServer::start();
+    let (_, a, stop_a) = throttling_replica(h::test_store(&server.url(), "ft"), 3).await;
+    let (_, b, stop_b) = throttling_replica(h::test_store(&server.url(), "ft"), 3).await;
+    let key = crate::helpers::MARKETER_KEY;
+
+    assert_eq!(put_policy(a, "wrong-1").await.0, 401);
+    assert_eq!(put_policy(b, "wrong-2").await.0, 401);
+    assert_eq!(put_policy(b, key).await.0, 200, "two failures of three");
+    assert_eq!(
+        put_policy(a, "wrong-3").await.0,
+        401,
+        "the third, on the other replica"
+    );
+    for replica in [a, b] {
+        let (status, retry_after) = put_policy(replica, key).await;
+        assert_eq!(status, 429, "every replica refuses the client now");
+        assert!(matches!(retry_after, Some(1..=60)), "{retry_after:?}");
+    }
+    let record = server.cli(&["hget", "ft:{auth:127.0.0.1}:fail", "n"]);
+    assert_eq!(record.trim(), "3", "refused calls are not failures");
+
+    // Replica b holds the refusal in its own table now: with Redis paused,
+    // it still refuses at once (a replica that never saw the count would
+    // let the client try again, the store being unable to say).
+    server.pause();
+    let (status, _) = put_policy(b, key).await;
+    server.resume();
+    assert_eq!(status, 429);
+    stop_a.stop(true).await;
+    stop_b.stop(true).await;
+}
+
+/// A store that cannot answer does not lock the operators out, nor open the
+/// door: each replica then counts on its own, and a client that fails
+/// `limit` times on it is refused there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_redis_cannot_answer_each_replica_still_throttles_on_its_own_count() {
+    let mut server = RedisServer::start();
+    let (service, a, stop) = throttling_replica(h::test_store(&server.url(), "ft"), 2).await;
+    // The policy is read from the replica's memory, so the PUT can be tried.
+    assert_eq!(put_policy(a, "wrong-1").await.0, 401);
+    server.kill();
+    assert!(service
+        .auth_failures("127.0.0.1".parse().unwrap())
+        .await
+        .is_err());
+    let (status, _) = put_policy(a, "wrong-2").await;
+    assert_eq!(
+        status, 401,
+        "counted here: the key was looked at and refused"
+    );
+    let (status, retry_after) = put_policy(a, crate::helpers::MARKETER_KEY).await;
+    assert_eq!(status, 429, "two failures on this replica");
+    assert!(matches!(retry_after, Some(1..=60)), "{retry_after:?}");
+    stop.stop(true).await;
 }

@@ -18,6 +18,7 @@ use fairtreat::domain::interaction::InteractionInput;
 use fairtreat::domain::policy::{Caps, Policy, PolicyChange};
 use fairtreat::domain::validation::{CustomerId, InteractionId};
 use fairtreat::domain::window::{bucket_of, Cell, Counts, SeverityBand, WindowStats};
+use fairtreat::store::failures::FailureWindow;
 use fairtreat::store::memory::MemoryStore;
 use fairtreat::store::{
     body_hash, ActionProbability, Commit, CommitOutcome, FeedbackOutcome, GrantRequest, Refusals,
@@ -1151,6 +1152,82 @@ pub async fn feedback_is_accepted_up_to_the_horizon_and_refused_after_it(s: Subj
     ));
 }
 
+/// Failed admin authentication (`http::throttle`): one window per client,
+/// from its first failure, ending exactly `window` later; an IPv6 client is
+/// its /64. Every replica on a shared store counts into the same window.
+pub async fn failed_admin_authentication_is_counted_in_one_window_per_client_that_ends_on_time(
+    s: Subject,
+) {
+    let store = &s.store;
+    let minute = std::time::Duration::from_secs(60);
+    let at = |ms: i64| T0 + Duration::milliseconds(ms);
+    let ip = |a: &str| a.parse::<std::net::IpAddr>().unwrap();
+    let window = |count, left_ms| FailureWindow {
+        count,
+        left: std::time::Duration::from_millis(left_ms),
+    };
+    let (a, b) = (ip("192.0.2.1"), ip("192.0.2.2"));
+
+    assert_eq!(store.auth_failures(a, at(0)).await.unwrap(), None);
+    let counted = store.count_auth_failure(a, at(0), minute).await.unwrap();
+    assert_eq!(counted, window(1, 60_000));
+    let counted = store
+        .count_auth_failure(a, at(20_000), minute)
+        .await
+        .unwrap();
+    assert_eq!(
+        counted,
+        window(2, 40_000),
+        "the window runs from the first failure"
+    );
+    let seen = store.auth_failures(a, at(59_999)).await.unwrap();
+    assert_eq!(seen, Some(window(2, 1)));
+    assert_eq!(
+        store.auth_failures(b, at(20_000)).await.unwrap(),
+        None,
+        "another client"
+    );
+    assert_eq!(
+        store.auth_failures(a, at(60_000)).await.unwrap(),
+        None,
+        "it has ended"
+    );
+    let counted = store
+        .count_auth_failure(a, at(60_000), minute)
+        .await
+        .unwrap();
+    assert_eq!(
+        counted,
+        window(1, 60_000),
+        "a failure after it opens a new one"
+    );
+
+    let counted = store
+        .count_auth_failure(ip("2001:db8:1:2::7"), at(0), minute)
+        .await
+        .unwrap();
+    assert_eq!(counted.count, 1);
+    let counted = store
+        .count_auth_failure(ip("2001:db8:1:2:ffff::1"), at(1), minute)
+        .await
+        .unwrap();
+    assert_eq!(counted, window(2, 59_999), "one /64, one client");
+    let next = store
+        .auth_failures(ip("2001:db8:1:3::7"), at(1))
+        .await
+        .unwrap();
+    assert_eq!(next, None, "the next /64 is another client");
+    let mapped = store
+        .auth_failures(ip("::ffff:192.0.2.1"), at(60_000))
+        .await
+        .unwrap();
+    assert_eq!(
+        mapped,
+        Some(window(1, 60_000)),
+        "an IPv4-mapped address is its IPv4 client"
+    );
+}
+
 macro_rules! contract {
     ($subject:ident: [$($case:ident),*], fresh: [$($fresh:ident),*]) => {
         mod $subject {
@@ -1209,6 +1286,7 @@ contract_for_every_store!(
         feedback_is_recorded_once_an_identical_retry_replays_and_another_report_conflicts,
         the_decision_log_joins_each_decision_with_its_feedback_oldest_first,
         feedback_is_accepted_up_to_the_horizon_and_refused_after_it,
+        failed_admin_authentication_is_counted_in_one_window_per_client_that_ends_on_time,
     ],
     fresh: [
         an_empty_store_accepts_the_first_policy_change_whatever_it_is_based_on,

@@ -16,7 +16,8 @@ use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, FromRedisValue, RedisError, Script, ScriptInvocation, Value};
 
 use super::{
-    text, Inner, COMMIT, FEEDBACK, LAYOUT, LEASE, READ_HASHES, REPLACE_POLICY, RETURN_TO_POOL,
+    text, Inner, AUTH_FAILURE, COMMIT, FEEDBACK, LAYOUT, LEASE, READ_HASHES, REPLACE_POLICY,
+    RETURN_TO_POOL,
 };
 use crate::store::StoreError;
 
@@ -281,6 +282,7 @@ impl Inner {
             &*READ_HASHES,
             &*REPLACE_POLICY,
             &*FEEDBACK,
+            &*AUTH_FAILURE,
         ] {
             self.load(script).await?;
         }

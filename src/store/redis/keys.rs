@@ -2,6 +2,8 @@
 //! on every commit's path), and the layout marker every replica checks.
 //! The names are data already in Redis: the tests pin them byte for byte.
 
+use std::net::IpAddr;
+
 use time::Date;
 use uuid::Uuid;
 
@@ -102,6 +104,12 @@ impl Keys {
     }
     pub(super) fn feedback_log(&self, k: u16) -> String {
         self.shard(k, &["fblog"])
+    }
+    /// A client's failed admin authentication (`client` is already its
+    /// /64 for IPv6): a hash tag of its own, so clients spread over a
+    /// Cluster's slots and none lands on the hot `{meta}` slot.
+    pub(super) fn auth_failures(&self, client: IpAddr) -> String {
+        format!("{}:{{auth:{client}}}:fail", self.prefix)
     }
     pub(super) fn meta(&self, rest: &str) -> String {
         format!("{}:{{meta}}:{rest}", self.prefix)
@@ -213,6 +221,15 @@ mod tests {
         assert_eq!(keys.feedback_log(k), "ft:{s9}:fblog");
         assert_eq!(keys.pool(day), "ft:{meta}:pool:2026-03-07");
         assert_eq!(keys.shard(16, &["log"]), "ft:{s16}:log");
+        let client = |a: &str| a.parse::<IpAddr>().unwrap();
+        assert_eq!(
+            keys.auth_failures(client("192.0.2.1")),
+            "ft:{auth:192.0.2.1}:fail"
+        );
+        assert_eq!(
+            keys.auth_failures(client("2001:db8:1:2::")),
+            "ft:{auth:2001:db8:1:2::}:fail"
+        );
         for (y, m, d) in [
             (1000, 1, 1),
             (2026, 12, 31),

@@ -147,6 +147,7 @@
 //! | `P:{meta}:policy` | hash | `version`, `doc` | none (the configuration) |
 //! | `P:{meta}:policy:log` | list | audit log, newest first, 1000 entries | none (bounded by length) |
 //! | `P:{meta}:layout` | string | prefix and shard count | none (a few bytes) |
+//! | `P:{auth:<client>}:fail` | hash | `e` when the client's window of failed admin authentication ends (ms), `n` failures in it; `<client>` is an IPv4 address or an IPv6 /64 (`2001:db8:1:2::`) | until the window ends |
 //!
 //! **Feedback.** A commit writes the decision's feedback record and its
 //! decision-log entry in the same script, in the customer's shard.
@@ -166,6 +167,7 @@
 //! early by its skew; each day's pool is still never overspent. Ledger times
 //! are kept to the millisecond.
 
+use std::net::IpAddr;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
@@ -181,6 +183,7 @@ use serde::{Deserialize, Serialize};
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
+use super::failures::{client_of, FailureWindow};
 use super::{
     Commit, CommitOutcome, FeedbackOutcome, LoggedDecision, Spend, Store, StoreError,
     DECISION_LOG_KEPT, FEEDBACK_HORIZON, POLICY_HISTORY_KEPT,
@@ -231,6 +234,8 @@ static REPLACE_POLICY: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/replace_policy.lua")));
 static LAYOUT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/layout.lua")));
 static FEEDBACK: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/feedback.lua")));
+static AUTH_FAILURE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/auth_failure.lua")));
 
 /// Days of per-shard spend and of pools kept for reporting.
 const SPEND_TTL: Duration = Duration::from_secs(8 * 86_400);
@@ -779,6 +784,63 @@ impl Store for RedisStore {
                 ));
             }
             Ok(())
+        })
+        .await
+    }
+
+    async fn count_auth_failure(
+        &self,
+        client: IpAddr,
+        now: OffsetDateTime,
+        window: Duration,
+    ) -> Result<FailureWindow, StoreError> {
+        let inner = self.inner.clone();
+        inner.check_breaker()?;
+        self.bounded(async move {
+            inner.gate().await?;
+            let mut inv = AUTH_FAILURE.prepare_invoke();
+            inv.key(inner.keys.auth_failures(client_of(client)))
+                .arg(unix_ms(now))
+                .arg(ms(window));
+            let reply = array(inner.invoke(&inv).await?)?;
+            match (reply.first(), reply.get(1)) {
+                (Some(Value::Int(n)), Some(Value::Int(left))) => Ok(FailureWindow {
+                    count: u32::try_from(*n).unwrap_or(u32::MAX),
+                    left: Duration::from_millis(u64::try_from(*left).unwrap_or(0)),
+                }),
+                _ => Err(StoreError::Corrupt(format!(
+                    "auth failure script answered {reply:?}"
+                ))),
+            }
+        })
+        .await
+    }
+
+    async fn auth_failures(
+        &self,
+        client: IpAddr,
+        now: OffsetDateTime,
+    ) -> Result<Option<FailureWindow>, StoreError> {
+        let inner = self.inner.clone();
+        inner.check_breaker()?;
+        self.bounded(async move {
+            inner.gate().await?;
+            let (ends, n): (Option<i64>, Option<i64>) = inner
+                .query(
+                    redis::cmd("HMGET")
+                        .arg(inner.keys.auth_failures(client_of(client)))
+                        .arg("e")
+                        .arg("n"),
+                )
+                .await?;
+            let (Some(ends), Some(n)) = (ends, n) else {
+                return Ok(None);
+            };
+            let left = ends - unix_ms(now);
+            Ok((left > 0).then(|| FailureWindow {
+                count: u32::try_from(n).unwrap_or(u32::MAX),
+                left: Duration::from_millis(left.unsigned_abs()),
+            }))
         })
         .await
     }
