@@ -146,9 +146,9 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u64).range(0..=60_000))]
     pub shed_after_ms: u64,
     /// Failed admin authentications (a missing or wrong key) a client
-    /// address may make within the window before its admin calls are
-    /// refused `429 too_many_auth_failures` until the window ends (0: no
-    /// limit).
+    /// address (an IPv6 /64) may make within the window before its admin
+    /// calls are refused `429 too_many_auth_failures` until the window ends,
+    /// counted once for all the replicas on one Redis (0: no limit).
     #[arg(long, env = "FAIRTREAT_AUTH_FAILURE_LIMIT",
           default_value_t = crate::http::throttle::DEFAULT_LIMIT,
           value_parser = clap::value_parser!(u32).range(0..=1_000_000))]

@@ -42,7 +42,8 @@ pub struct AppState {
     /// How far behind a worker may be before decisions are shed
     /// ([`overload`]); `None`: never shed.
     pub shed_after: Option<std::time::Duration>,
-    /// Failed admin authentication per client address ([`throttle`]).
+    /// Failed admin authentication per client, shared through the store
+    /// ([`throttle`]).
     pub auth_throttle: throttle::AuthThrottle,
 }
 
