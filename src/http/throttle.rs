@@ -20,7 +20,10 @@
 //! **Counted once for all replicas.** The count lives in the store
 //! ([`crate::store::Store::count_auth_failure`]), so a guesser spread over
 //! `n` replicas on one Redis gets the same `limit` attempts as on one, as
-//! TESTPLAN §5 (item 4) asks of rate limits. Each replica also keeps a
+//! TESTPLAN §5 (item 4) asks of rate limits. (Guesses sent to several
+//! replicas at the same instant are checked before any of them is counted;
+//! each replica still lets at most `limit` of them through: see
+//! [`AuthThrottle::admit`].) Each replica also keeps a
 //! table of its own as a pre-filter: it refuses a client it saw fail (or
 //! was told by the store had failed) without asking the store again, and
 //! it keeps the throttle working, per replica, while the store cannot be
@@ -35,7 +38,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use crate::service::DecisionService;
-use crate::store::failures::{FailureTable, FailureWindow};
+use crate::store::failures::FailureTable;
 
 /// Failures a client may make within a window (`serve
 /// --auth-failure-limit`).
@@ -84,21 +87,15 @@ impl AuthThrottle {
         self.local.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// `Err(retry_after)` when `window` refuses: it holds `limit` failures
-    /// and has time left.
-    fn refusal(&self, window: Option<FailureWindow>) -> Result<(), Duration> {
-        match window {
-            Some(w) if w.count >= self.limit && !w.left.is_zero() => Err(w.left),
-            _ => Ok(()),
-        }
-    }
-
     /// `Err(retry_after)` while this replica's table refuses `addr` at `now`.
     pub fn check(&self, addr: IpAddr, now: OffsetDateTime) -> Result<(), Duration> {
         if self.is_off() {
             return Ok(());
         }
-        self.refusal(self.table().get(addr, now))
+        match self.table().get(addr, now) {
+            Some(w) if w.count >= self.limit && !w.left.is_zero() => Err(w.left),
+            _ => Ok(()),
+        }
     }
 
     /// Counts a failure of `addr` at `now` in this replica's table. True
@@ -111,8 +108,14 @@ impl AuthThrottle {
     }
 
     /// `Err(retry_after)` while `addr` is refused: by this replica's table
-    /// or, failing that, by the count every replica shares in the store
-    /// (which the table then keeps, so the next call is refused here).
+    /// or by the count every replica shares in the store (which the table
+    /// then keeps, so the next call is refused here).
+    ///
+    /// The table is read again after the store has answered, and the
+    /// caller counts a failure in it ([`AuthThrottle::count_failure`])
+    /// before it next yields: a burst of parallel guesses that all passed
+    /// the first check while the store was asked still gets at most `limit`
+    /// of them past this replica (give or take one per worker thread).
     pub async fn admit(&self, service: &DecisionService, addr: IpAddr) -> Result<(), Duration> {
         if self.is_off() {
             return Ok(());
@@ -120,24 +123,21 @@ impl AuthThrottle {
         let now = service.clock().now();
         self.check(addr, now)?;
         match service.auth_failures(addr).await {
-            Ok(shared) => {
-                if let Some(w) = shared {
-                    self.table().merge(addr, now, w);
-                }
-                self.refusal(shared)
-            }
+            Ok(Some(shared)) => self.table().merge(addr, now, shared),
+            Ok(None) => {}
             Err(e) => {
                 tracing::warn!(client = %addr, error = %e,
                     "the store did not say how often this client failed admin authentication: only this replica's count applies");
-                Ok(())
             }
         }
+        self.check(addr, now)
     }
 
-    /// Counts a failed authentication of `addr`, here and in the store.
-    /// True when this failure reached the limit (the client is refused
-    /// from now on until its window ends), so the caller logs it once: by
-    /// the store's count, or by this replica's when the store cannot say.
+    /// Counts a failed authentication of `addr`, here (before the first
+    /// await, see [`AuthThrottle::admit`]) and in the store. True when this
+    /// failure reached the limit (the client is refused from now on until
+    /// its window ends), so the caller logs it once: by the store's count,
+    /// or by this replica's when the store cannot say.
     pub async fn count_failure(&self, service: &DecisionService, addr: IpAddr) -> bool {
         if self.is_off() {
             return false;

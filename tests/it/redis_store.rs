@@ -851,3 +851,29 @@ async fn while_redis_cannot_answer_each_replica_still_throttles_on_its_own_count
     assert!(matches!(retry_after, Some(1..=60)), "{retry_after:?}");
     stop.stop(true).await;
 }
+
+/// Guesses sent all at once, each passing the first check while Redis is
+/// asked, still get at most `limit` past one replica: its table is read
+/// again after Redis answers and counts a failure before the next guess
+/// can be let through (give or take one per worker thread, 2 here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_parallel_guesses_gets_no_more_than_the_limit_past_a_replica() {
+    let server = RedisServer::start();
+    let (_, a, stop) = throttling_replica(h::test_store(&server.url(), "ft"), 3).await;
+    let url = format!("http://{a}/v1/policy");
+    let client = reqwest::Client::new();
+    let policy: serde_json::Value = client.get(&url).send().await.unwrap().json().await.unwrap();
+    let guesses = (0..40).map(|n| {
+        let put = client
+            .put(&url)
+            .bearer_auth(format!("wrong-{n}"))
+            .json(&policy);
+        async move { put.send().await.expect("request").status().as_u16() }
+    });
+    let statuses = futures_util::future::join_all(guesses).await;
+    let looked_at = statuses.iter().filter(|s| **s == 401).count();
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!(looked_at + refused, 40, "{statuses:?}");
+    assert!((3..=4).contains(&looked_at), "keys compared: {looked_at}");
+    stop.stop(true).await;
+}
